@@ -1,0 +1,71 @@
+/* fastmem.h: the public interface of libfastmem.
+ *
+ * Preloaded (LD_PRELOAD=libfastmem.so), libfastmem replaces the whole malloc family of
+ * a program and serves it from one pool of MEMSIZE bytes, managed by the engine MEMMNG
+ * names.  This header adds what a program can ask of it directly: the statistics of
+ * that pool.  Link with `pkg-config --cflags --libs fastmem`.  See libfastmem(7) and
+ * fastmem_stats(3).
+ */
+#ifndef FASTMEM_H
+#define FASTMEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FASTMEM_VERSION_MAJOR 0
+#define FASTMEM_VERSION_MINOR 1
+#define FASTMEM_VERSION_PATCH 0
+#define FASTMEM_VERSION_STRING "0.1.0"
+
+
+/* The statistics of a heap.  One list generates the struct, the report printed by
+ * MEMSTATS=1 and malloc_stats(), and the field names; B marks a byte count, N a count. */
+#define FASTMEM_STATS_FIELDS(X)                                                            \
+    X(cap,            B, "the most the heap may ever use (MEMSIZE)")                       \
+    X(committed,      B, "address space made usable so far")                               \
+    X(in_use,         B, "in live blocks, as malloc_usable_size counts them")              \
+    X(peak_in_use,    B, "the most in_use has been")                                       \
+    X(live_blocks,    N, "blocks handed out and not freed")                                \
+    X(pool_used,      B, "pool taken by live blocks, their headers and the engine tables") \
+    X(free_bytes,     B, "cap - pool_used: what is left, in one piece or not")             \
+    X(free_fragments, N, "free blocks in the committed pool")                              \
+    X(largest_free,   B, "the largest block that can be handed out now")                   \
+    X(calls_malloc,   N, "malloc calls")                                                   \
+    X(calls_calloc,   N, "calloc calls")                                                   \
+    X(calls_realloc,  N, "realloc and reallocarray calls")                                 \
+    X(calls_aligned,  N, "memalign, posix_memalign, aligned_alloc, valloc, pvalloc calls") \
+    X(calls_free,     N, "free calls that freed a block")                                  \
+    X(failed_cap,     N, "requests refused with ENOMEM: no room left under the cap")       \
+    X(failed_invalid, N, "requests refused as impossible (size overflow, bad alignment)")  \
+    X(foreign_frees,  N, "frees of pointers the heap never gave out, ignored")             \
+    X(trimmed,        B, "given back to the kernel by malloc_trim")
+
+struct fastmem_stats {
+    char engine[16]; /* the engine's MEMMNG name, NUL-terminated */
+#define FASTMEM_STATS_FIELD_(name, kind, doc) uint64_t name;
+    FASTMEM_STATS_FIELDS(FASTMEM_STATS_FIELD_)
+#undef FASTMEM_STATS_FIELD_
+};
+
+/* Fill *st (of size `size`, normally sizeof *st) with the statistics of the process
+ * heap.  A caller built against an older, shorter struct gets its prefix.  Returns 0,
+ * or -1 with errno EINVAL (st NULL or size too small for the engine name) or ENOSYS
+ * (libfastmem does not serve this process's malloc). */
+int fastmem_stats_get(struct fastmem_stats *st, size_t size);
+
+/* Write the statistics report (what MEMSTATS=1 prints at exit) to file descriptor fd.
+ * Returns 0, or -1 with errno as write(2) sets it, or ENOSYS as above. */
+int fastmem_stats_print(int fd);
+
+/* The version of the library actually loaded, e.g. "0.1.0". */
+const char *fastmem_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,104 @@
+/* engine.h: the contract between a heap and the engine that manages its pool.
+ *
+ * An engine is pure: it is handed memory and never asks the kernel for any, takes no
+ * lock and keeps no global state.  Everything it knows lives in the memory it was given
+ * (its tables first, then the pool), so the same engine serves the private heap, a
+ * MAP_SHARED region seen by several processes, and a unit test over a plain buffer.
+ * The caller serialises every call on one instance.
+ *
+ * What every engine guarantees:
+ *  - each block it hands out is 16-byte aligned and has at least the requested size
+ *    usable, all of it writable up to usable_size();
+ *  - malloc and memalign return NULL, never a wrapped-around small block, for sizes
+ *    up to FM_MAX_REQUEST that do not fit (callers refuse larger ones first);
+ *  - free and resize never act on a pointer that fails the engine's cheap validity
+ *    checks: they report it instead;
+ *  - check() walks every invariant and names the first one broken.
+ */
+#ifndef FM_ENGINE_H
+#define FM_ENGINE_H
+
+#include "fm.h"
+
+/* Results of free() other than success (which is the freed block's usable size). */
+enum {
+    FM_FREE_BAD_POINTER = -1, /* not the start of a block this engine handed out */
+    FM_FREE_DOUBLE = -2,      /* a block that is already free */
+};
+
+struct fm_engine_stats {
+    uint64_t pool_bytes;   /* the pool the engine manages now, its tables included */
+    uint64_t used_bytes;   /* taken by live blocks and their headers, plus the tables */
+    uint64_t used_blocks;
+    uint64_t free_bytes;   /* in free blocks */
+    uint64_t free_blocks;
+    uint64_t largest_free; /* the largest free block's usable size */
+    uint64_t tail_free;    /* usable size of a free block that ends the pool, else 0:
+                              it is what grows when the pool grows */
+};
+
+struct fm_engine {
+    const char *name;           /* canonical MEMMNG name */
+    const char *const *aliases; /* other MEMMNG names, NULL-terminated */
+
+    /* The least memory create() accepts. */
+    size_t min_pool;
+
+    /* Lay the engine's tables and an empty pool over [mem, mem+bytes); mem is 16-byte
+     * aligned.  Returns the instance (which lives at mem) or NULL if bytes is too
+     * small. */
+    void *(*create)(void *mem, size_t bytes);
+
+    /* The memory given to create() now extends to mem+bytes (bytes only grows, by a
+     * multiple of 16).  The new space becomes free and joins a free block before it. */
+    void (*grow)(void *eng, size_t bytes);
+
+    /* A block of at least size usable bytes, or NULL. */
+    void *(*malloc)(void *eng, size_t size);
+
+    /* A block of at least size usable bytes whose address is a multiple of align (a
+     * power of two above 16 and at most FM_MAX_ALIGN), or NULL. */
+    void *(*memalign)(void *eng, size_t align, size_t size);
+
+    /* Make the live block p hold at least size bytes without moving it.  Returns true
+     * if done (shrinking always succeeds); false leaves p untouched. */
+    bool (*resize)(void *eng, void *p, size_t size);
+
+    /* Free p.  Returns the usable size p had (> 0), or FM_FREE_BAD_POINTER or
+     * FM_FREE_DOUBLE having changed nothing. */
+    ptrdiff_t (*free)(void *eng, void *p);
+
+    /* The usable size of live block p (which the caller has validated). */
+    size_t (*usable_size)(void *eng, const void *p);
+
+    /* Whether p looks like a live block of this engine (cheap, O(1)). */
+    bool (*owns_block)(void *eng, const void *p);
+
+    void (*stats)(void *eng, struct fm_engine_stats *st);
+
+    /* Call fn(arg, start, len) for every page-aligned run inside free blocks that holds
+     * no engine data, so the caller can give those pages back to the kernel.  Returns
+     * the total length passed. */
+    size_t (*free_pages)(void *eng, size_t page, void (*fn)(void *arg, void *start, size_t len),
+                         void *arg);
+
+    /* Walk every invariant; NULL if all hold, else a sentence naming the first broken. */
+    const char *(*check)(void *eng);
+};
+
+/* The engines, in the order `MEMMNG` documentation lists them; NULL-terminated. */
+extern const struct fm_engine *const fm_engines[] FM_HIDDEN;
+
+/* The engine `name` designates (canonical name or alias, ASCII case-insensitive), or
+ * NULL. */
+const struct fm_engine *fm_engine_find(const char *name) FM_HIDDEN;
+
+/* "tlsf (also tlsf_malloc, 2)" for every engine, joined with ", ": for messages. */
+size_t fm_engine_describe(char *buf, size_t size) FM_HIDDEN;
+
+/* The default engine, used when MEMMNG is unset. */
+const struct fm_engine *fm_engine_default(void) FM_HIDDEN;
+
+extern const struct fm_engine fm_engine_tlsf FM_HIDDEN;
+
+#endif

@@ -1,0 +1,299 @@
+/* heap.c: growth under the cap, the lock discipline, and the counters. */
+#include "heap.h"
+#include "diag.h"
+#include "os.h"
+
+#include <errno.h>
+#include <string.h>
+
+/* The least the heap commits at a time: small enough that a tiny program stays tiny,
+ * large enough that growing is rare (the step is also at least 1/8 of the heap). */
+#define GROW_MIN ((size_t)256 * 1024)
+
+static inline void lock(struct fm_heap *h)
+{
+    fm_lock_acquire(&h->lock, h->shared);
+}
+
+static inline void unlock(struct fm_heap *h)
+{
+    fm_lock_release(&h->lock, h->shared);
+}
+
+static inline size_t eng_bytes(const struct fm_heap *h)
+{
+    return h->committed - (size_t)((char *)h->eng - h->base);
+}
+
+int fm_heap_init(struct fm_heap *h, const struct fm_engine *e, void *base, size_t cap,
+                 size_t eng_off, size_t committed, int (*commit)(void *, size_t), bool shared)
+{
+    memset(h, 0, sizeof *h);
+    fm_lock_init(&h->lock);
+    h->shared = shared;
+    h->engine = e;
+    h->base = base;
+    h->cap = cap;
+    h->committed = committed;
+    h->commit = commit;
+    if (eng_off >= committed)
+        return EINVAL;
+    h->eng = e->create(h->base + eng_off, committed - eng_off);
+    return h->eng ? 0 : EINVAL;
+}
+
+/* Commit more of the range so that a request needing `need` bytes can fit.  Under
+ * strict overcommit the kernel may refuse a generous step and grant a smaller one, so
+ * the exact need is tried before giving up. */
+static bool grow(struct fm_heap *h, size_t need)
+{
+    size_t room = h->cap - h->committed;
+    if (room == 0 || h->commit == NULL)
+        return false;
+    size_t page = fm_os_page_size();
+    /* need + 1/16: TLSF's good-fit search rounds a request up by at most 1/32. */
+    size_t least = fm_align_up(need + need / 16 + 4 * page, page);
+    size_t step = least;
+    if (step < h->committed / 8)
+        step = fm_align_up(h->committed / 8, page);
+    if (step < GROW_MIN)
+        step = GROW_MIN;
+    if (step > room)
+        step = room;
+    if (h->commit(h->base + h->committed, step) != 0) {
+        if (least >= step || h->commit(h->base + h->committed, least) != 0)
+            return false;
+        step = least;
+    }
+    h->committed += step;
+    h->engine->grow(h->eng, eng_bytes(h));
+    return true;
+}
+
+/* A block from the engine, growing the pool as needed; NULL when the cap is reached.
+ * Called with the lock held. */
+static void *alloc_locked(struct fm_heap *h, size_t align, size_t size)
+{
+    for (;;) {
+        void *p = align > FM_ALIGN ? h->engine->memalign(h->eng, align, size)
+                                   : h->engine->malloc(h->eng, size);
+        if (fm_likely(p != NULL)) {
+            uint64_t u = h->engine->usable_size(h->eng, p);
+            h->c.live_blocks++;
+            h->c.in_use += u;
+            if (h->c.in_use > h->c.peak_in_use)
+                h->c.peak_in_use = h->c.in_use;
+            return p;
+        }
+        if (!grow(h, size + align))
+            return NULL;
+    }
+}
+
+/* The one path every allocation call takes; `count` is its kind's call counter. */
+static void *alloc(struct fm_heap *h, size_t align, size_t size, uint64_t *count)
+{
+    if (fm_unlikely(size > FM_MAX_REQUEST)) {
+        lock(h);
+        (*count)++;
+        h->c.failed_invalid++;
+        unlock(h);
+        errno = ENOMEM;
+        return NULL;
+    }
+    lock(h);
+    (*count)++;
+    void *p = size <= h->cap ? alloc_locked(h, align, size) : NULL;
+    if (fm_unlikely(p == NULL))
+        h->c.failed_cap++;
+    unlock(h);
+    if (fm_unlikely(p == NULL))
+        errno = ENOMEM;
+    return p;
+}
+
+void *fm_heap_malloc(struct fm_heap *h, size_t size)
+{
+    return alloc(h, FM_ALIGN, size, &h->c.calls_malloc);
+}
+
+void *fm_heap_calloc(struct fm_heap *h, size_t size)
+{
+    void *p = alloc(h, FM_ALIGN, size, &h->c.calls_calloc);
+    if (p)
+        memset(p, 0, size);
+    return p;
+}
+
+void *fm_heap_memalign(struct fm_heap *h, size_t align, size_t size)
+{
+    fm_assert(fm_is_pow2(align) && align <= FM_MAX_ALIGN);
+    return alloc(h, align < FM_ALIGN ? FM_ALIGN : align, size, &h->c.calls_aligned);
+}
+
+void fm_heap_count_invalid(struct fm_heap *h)
+{
+    lock(h);
+    h->c.failed_invalid++;
+    unlock(h);
+}
+
+/* Report a pointer that is in our range but is no live block, and stop: the program
+ * has damaged its heap, and going on would spread the damage. */
+_Noreturn FM_COLD static void bad_pointer(struct fm_heap *h, const char *caller, const void *p)
+{
+    int kind = (int)h->engine->free(h->eng, (void *)p); /* classifies; changes nothing */
+    unlock(h);
+    if (kind == FM_FREE_DOUBLE)
+        fm_die("%s(%p): double free: the block was already freed", caller, p);
+    fm_die("%s(%p): not the start of a live block of this heap (freed before, or a pointer into a block)",
+           caller, p);
+}
+
+/* Free an owned block with the lock held; returns false if p is no live block. */
+static bool free_locked(struct fm_heap *h, void *p)
+{
+    ptrdiff_t r = h->engine->free(h->eng, p);
+    if (fm_unlikely(r < 0))
+        return false;
+    h->c.calls_free++;
+    h->c.live_blocks--;
+    h->c.in_use -= (uint64_t)r;
+    return true;
+}
+
+enum fm_free_result fm_heap_free(struct fm_heap *h, void *p, const char *caller)
+{
+    if (fm_unlikely(!fm_heap_owns(h, p))) {
+        lock(h);
+        h->c.foreign_frees++;
+        unlock(h);
+        return FM_FOREIGN;
+    }
+    lock(h);
+    if (fm_unlikely(!free_locked(h, p)))
+        bad_pointer(h, caller, p);
+    unlock(h);
+    return FM_FREED;
+}
+
+void *fm_heap_realloc(struct fm_heap *h, void *p, size_t size, const char *caller)
+{
+    fm_assert(fm_heap_owns(h, p) && size != 0);
+    lock(h);
+    h->c.calls_realloc++;
+    if (fm_unlikely(!h->engine->owns_block(h->eng, p)))
+        bad_pointer(h, caller, p);
+    if (fm_unlikely(size > FM_MAX_REQUEST)) {
+        h->c.failed_invalid++;
+        unlock(h);
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t old = h->engine->usable_size(h->eng, p);
+    if (h->engine->resize(h->eng, p, size)) {
+        h->c.in_use += h->engine->usable_size(h->eng, p);
+        h->c.in_use -= old;
+        if (h->c.in_use > h->c.peak_in_use)
+            h->c.peak_in_use = h->c.in_use;
+        unlock(h);
+        return p;
+    }
+    void *q = size <= h->cap ? alloc_locked(h, FM_ALIGN, size) : NULL;
+    if (q == NULL) {
+        h->c.failed_cap++;
+        unlock(h);
+        errno = ENOMEM;
+        return NULL;
+    }
+    unlock(h);
+    /* Copy outside the lock: p and q are both ours alone until p is freed. */
+    memcpy(q, p, old < size ? old : size);
+    lock(h);
+    free_locked(h, p);
+    h->c.calls_free--; /* the caller asked for a realloc, not a free */
+    unlock(h);
+    return q;
+}
+
+size_t fm_heap_usable_size(struct fm_heap *h, const void *p)
+{
+    if (!fm_heap_owns(h, p))
+        return 0;
+    lock(h);
+    size_t n = h->engine->owns_block(h->eng, p) ? h->engine->usable_size(h->eng, p) : 0;
+    unlock(h);
+    return n;
+}
+
+static void reset_pages(void *arg, void *start, size_t len)
+{
+    (void)arg;
+    fm_os_reset(start, len);
+}
+
+size_t fm_heap_trim(struct fm_heap *h)
+{
+    lock(h);
+    size_t n = h->engine->free_pages(h->eng, fm_os_page_size(), reset_pages, NULL);
+    h->c.trimmed += n;
+    unlock(h);
+    return n;
+}
+
+void fm_heap_stats(struct fm_heap *h, struct fastmem_stats *st)
+{
+    struct fm_engine_stats es;
+    memset(st, 0, sizeof *st);
+    lock(h);
+    h->engine->stats(h->eng, &es);
+    const struct fm_counters *c = &h->c;
+    size_t prefix = (size_t)((char *)h->eng - h->base);
+    size_t uncommitted = h->cap - h->committed;
+    st->cap = h->cap;
+    st->committed = h->committed;
+    st->in_use = c->in_use;
+    st->peak_in_use = c->peak_in_use;
+    st->live_blocks = c->live_blocks;
+    st->pool_used = prefix + es.used_bytes;
+    st->free_bytes = h->cap - st->pool_used;
+    st->free_fragments = es.free_blocks;
+    /* A free block at the end of the pool grows with whatever is still uncommitted. */
+    st->largest_free = es.largest_free;
+    if (uncommitted > 0 && es.tail_free + uncommitted > st->largest_free)
+        st->largest_free = es.tail_free + uncommitted;
+    st->calls_malloc = c->calls_malloc;
+    st->calls_calloc = c->calls_calloc;
+    st->calls_realloc = c->calls_realloc;
+    st->calls_aligned = c->calls_aligned;
+    st->calls_free = c->calls_free;
+    st->failed_cap = c->failed_cap;
+    st->failed_invalid = c->failed_invalid;
+    st->foreign_frees = c->foreign_frees;
+    st->trimmed = c->trimmed;
+    unlock(h);
+    fm_format(st->engine, sizeof st->engine, "%s", h->engine->name);
+}
+
+const char *fm_heap_check(struct fm_heap *h)
+{
+    lock(h);
+    const char *why = h->engine->check(h->eng);
+    unlock(h);
+    return why;
+}
+
+void fm_heap_prefork(struct fm_heap *h)
+{
+    lock(h);
+}
+
+void fm_heap_postfork_parent(struct fm_heap *h)
+{
+    unlock(h);
+}
+
+void fm_heap_postfork_child(struct fm_heap *h)
+{
+    fm_lock_init(&h->lock);
+}

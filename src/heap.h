@@ -1,0 +1,94 @@
+/* heap.h: a heap is one engine instance over one address range, with the lock that
+ * serialises it, the cap it may never pass, and its statistics.
+ *
+ * The range [base, base+cap) is reserved whole when the heap is made, so a pointer
+ * inside it can only have come from this heap: ownership is one compare, and no
+ * foreign pointer (from ld.so, or a library with its own allocator) ever reaches the
+ * engine.  Of that range, [base, base+committed) is usable; the heap commits more as
+ * the engine runs out, and never past cap.
+ *
+ * The engine instance lives at eng (inside the range).  The private heap's struct is a
+ * global; a shared heap keeps its struct inside its own region, so every process sees
+ * the same lock and counters.
+ */
+#ifndef FM_HEAP_H
+#define FM_HEAP_H
+
+#include "engine.h"
+#include "lock.h"
+
+#include <fastmem.h>
+
+struct fm_counters {
+    uint64_t in_use, peak_in_use, live_blocks;
+    uint64_t calls_malloc, calls_calloc, calls_realloc, calls_aligned, calls_free;
+    uint64_t failed_cap, failed_invalid, foreign_frees, trimmed;
+};
+
+struct fm_heap {
+    fm_lock_t lock;
+    bool shared;                      /* the lock is process-shared */
+    const struct fm_engine *engine;
+    void *eng;                        /* the engine instance */
+    char *base;                       /* the reserved range */
+    size_t cap;
+    size_t committed;                 /* usable bytes from base, page-aligned */
+    int (*commit)(void *addr, size_t len); /* makes more usable; NULL if all is */
+    struct fm_counters c;
+};
+
+/* What fm_heap_free found. */
+enum fm_free_result {
+    FM_FREED = 0,
+    FM_FOREIGN = 1, /* outside the heap's range: never ours; nothing done */
+};
+
+/* Make a heap over [base, base+cap), of which the first `committed` bytes are usable
+ * (the rest is made so with commit()), with the engine instance at eng_off from base.
+ * Returns 0, or EINVAL if the usable part cannot even hold the engine's tables. */
+int fm_heap_init(struct fm_heap *h, const struct fm_engine *e, void *base, size_t cap,
+                 size_t eng_off, size_t committed, int (*commit)(void *, size_t),
+                 bool shared) FM_HIDDEN;
+
+static inline bool fm_heap_owns(const struct fm_heap *h, const void *p)
+{
+    return (uintptr_t)p - (uintptr_t)h->base < h->cap;
+}
+
+/* The allocation calls.  They count themselves under their own kind, and fail with
+ * NULL and errno ENOMEM.  align is a power of two (callers validate). */
+void *fm_heap_malloc(struct fm_heap *h, size_t size) FM_HIDDEN;
+void *fm_heap_calloc(struct fm_heap *h, size_t size) FM_HIDDEN;
+void *fm_heap_memalign(struct fm_heap *h, size_t align, size_t size) FM_HIDDEN;
+
+/* realloc of block p (owned, non-NULL) to size (non-zero): in place when the engine
+ * can, else allocate, copy, free.  On failure p is untouched. */
+void *fm_heap_realloc(struct fm_heap *h, void *p, size_t size, const char *caller) FM_HIDDEN;
+
+/* Free p (non-NULL).  A pointer inside the range that is not a live block (a double
+ * free, a pointer into a block) means the program has damaged its heap: that is
+ * reported, naming caller, and the process aborts, as glibc does. */
+enum fm_free_result fm_heap_free(struct fm_heap *h, void *p, const char *caller) FM_HIDDEN;
+
+/* The usable size of p, or 0 if p is not a live block of this heap. */
+size_t fm_heap_usable_size(struct fm_heap *h, const void *p) FM_HIDDEN;
+
+/* Count one refused impossible request (an overflowing size, a bad alignment). */
+void fm_heap_count_invalid(struct fm_heap *h) FM_HIDDEN;
+
+/* Give the pages of free blocks back to the kernel; returns the bytes released. */
+size_t fm_heap_trim(struct fm_heap *h) FM_HIDDEN;
+
+/* A consistent snapshot of the heap's statistics. */
+void fm_heap_stats(struct fm_heap *h, struct fastmem_stats *st) FM_HIDDEN;
+
+/* The engine's invariant check, under the lock: NULL if the heap is sound. */
+const char *fm_heap_check(struct fm_heap *h) FM_HIDDEN;
+
+/* Fork: hold the lock across fork() so the child never inherits it held by a thread
+ * that does not exist there. */
+void fm_heap_prefork(struct fm_heap *h) FM_HIDDEN;
+void fm_heap_postfork_parent(struct fm_heap *h) FM_HIDDEN;
+void fm_heap_postfork_child(struct fm_heap *h) FM_HIDDEN;
+
+#endif

@@ -1,0 +1,123 @@
+/* init.c: making the process heap, and the fork handlers.
+ *
+ * Lock order for fork: the process heap's lock is the only lock libfastmem holds
+ * across fork().  The handlers are registered while the heap is being made, which is
+ * before main and usually before any other library registers its own, so our prepare
+ * handler runs last (handlers run in reverse order): whatever the others allocate in
+ * theirs is done before we take the heap lock.
+ */
+#include "init.h"
+#include "diag.h"
+#include "os.h"
+#include "stats.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <unistd.h>
+
+struct fm_heap fm_process_heap;
+struct fm_options fm_process_options;
+_Atomic int fm_init_state;
+static _Atomic pid_t init_thread;
+
+/* The first commit: the engine's tables and a little room.  More comes as needed. */
+#define FIRST_COMMIT ((size_t)256 * 1024)
+
+/* Below this a default-sized heap is not lowered further to fit an address-space
+ * limit (ulimit -v). */
+#define DEFAULT_FLOOR ((size_t)64 * 1024 * 1024)
+
+static const char *errno_name(int e)
+{
+    switch (e) {
+    case ENOMEM: return "ENOMEM";
+    case EPERM: return "EPERM";
+    case EINVAL: return "EINVAL";
+    case EAGAIN: return "EAGAIN";
+    default: return "error";
+    }
+}
+
+static void prefork(void)
+{
+    fm_heap_prefork(&fm_process_heap);
+}
+
+static void postfork_parent(void)
+{
+    fm_heap_postfork_parent(&fm_process_heap);
+}
+
+static void postfork_child(void)
+{
+    fm_heap_postfork_child(&fm_process_heap);
+}
+
+/* Read the options, reserve the range, lay the engine over its start.  Anything
+ * refused stops the process: it has not reached main yet. */
+static void make_process_heap(void)
+{
+    struct fm_options *o = &fm_process_options;
+    char err[512];
+    if (fm_options_load(o, fm_os_getenv, err, sizeof err) != 0)
+        fm_exit_with(1, "%s", err);
+
+    size_t page = fm_os_page_size();
+    size_t cap = fm_align_down((size_t)o->memsize, page);
+    int e = 0;
+    void *base = fm_os_reserve(cap, &e);
+    while (base == NULL && !o->memsize_set && cap / 2 >= DEFAULT_FLOOR) {
+        cap = fm_align_down(cap / 2, page);
+        base = fm_os_reserve(cap, &e);
+    }
+    char size[32];
+    fm_format_size(size, sizeof size, cap);
+    if (base == NULL)
+        fm_exit_with(1, "cannot reserve %s of address space for the heap (MEMSIZE): %s (%d); "
+                     "lower MEMSIZE or raise the address-space limit (ulimit -v)",
+                     size, errno_name(e), e);
+
+    size_t first = cap < FIRST_COMMIT ? cap : FIRST_COMMIT;
+    e = fm_os_commit(base, first);
+    if (e != 0)
+        fm_exit_with(1, "cannot commit the first %zu bytes of the heap: %s (%d)", first, errno_name(e), e);
+    if (fm_heap_init(&fm_process_heap, o->engine, base, cap, 0, first, fm_os_commit, false) != 0)
+        fm_exit_with(1, "MEMSIZE=%s is too small for engine %s", size, o->engine->name);
+}
+
+struct fm_heap *fm_init_slow(void)
+{
+    int expect = FM_INIT_NONE;
+    if (atomic_compare_exchange_strong(&fm_init_state, &expect, FM_INIT_RUNNING)) {
+        int saved = errno;
+        atomic_store(&init_thread, fm_os_thread_id());
+        make_process_heap();
+        atomic_store_explicit(&fm_init_state, FM_INIT_DONE, memory_order_release);
+        /* pthread_atfork may allocate: the heap is ready for it now. */
+        if (pthread_atfork(prefork, postfork_parent, postfork_child) != 0)
+            fm_message("cannot register fork handlers: a child forked while another thread "
+                       "allocates may deadlock");
+        errno = saved;
+        return &fm_process_heap;
+    }
+    if (expect == FM_INIT_DONE)
+        return &fm_process_heap;
+    if (atomic_load(&init_thread) == fm_os_thread_id())
+        return NULL; /* a call from inside make_process_heap: cannot be served */
+    while (atomic_load_explicit(&fm_init_state, memory_order_acquire) != FM_INIT_DONE)
+        fm_os_yield();
+    return &fm_process_heap;
+}
+
+void fm_init_at_exit(void)
+{
+    struct fm_heap *h = fm_main_heap_if_ready();
+    if (h == NULL || !fm_process_options.stats)
+        return;
+    struct fastmem_stats st;
+    char title[128], report[FM_STATS_REPORT_MAX];
+    fm_heap_stats(h, &st);
+    fm_format(title, sizeof title, "statistics at exit of pid %d (%s)", (int)getpid(),
+              program_invocation_short_name ? program_invocation_short_name : "?");
+    fm_os_write_all(2, report, fm_stats_format(report, sizeof report, title, &st));
+}

@@ -1,0 +1,172 @@
+/* os_linux.c: the Linux side of os.h. */
+#include "os.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <sched.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/sysinfo.h>
+#include <unistd.h>
+
+extern char **environ;
+
+size_t fm_os_page_size(void)
+{
+    static size_t page;
+    if (fm_unlikely(page == 0)) {
+        unsigned long p = getauxval(AT_PAGESZ);
+        page = p ? (size_t)p : 4096;
+    }
+    return page;
+}
+
+void *fm_os_reserve(size_t size, int *err)
+{
+    int saved = errno;
+    void *p = mmap(NULL, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) {
+        *err = errno;
+        errno = saved;
+        return NULL;
+    }
+    return p;
+}
+
+int fm_os_commit(void *addr, size_t size)
+{
+    int saved = errno;
+    int rc = mprotect(addr, size, PROT_READ | PROT_WRITE) == 0 ? 0 : errno;
+    errno = saved;
+    return rc;
+}
+
+int fm_os_reset(void *addr, size_t size)
+{
+    int saved = errno;
+    int rc = madvise(addr, size, MADV_DONTNEED) == 0 ? 0 : errno;
+    errno = saved;
+    return rc;
+}
+
+void fm_os_release(void *addr, size_t size)
+{
+    int saved = errno;
+    munmap(addr, size);
+    errno = saved;
+}
+
+void fm_os_futex_wait(_Atomic uint32_t *word, uint32_t expected, bool shared)
+{
+    int saved = errno;
+    syscall(SYS_futex, word, shared ? FUTEX_WAIT : FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
+    errno = saved;
+}
+
+void fm_os_futex_wake(_Atomic uint32_t *word, int count, bool shared)
+{
+    int saved = errno;
+    syscall(SYS_futex, word, shared ? FUTEX_WAKE : FUTEX_WAKE_PRIVATE, count, NULL, NULL, 0);
+    errno = saved;
+}
+
+pid_t fm_os_thread_id(void)
+{
+    return (pid_t)syscall(SYS_gettid);
+}
+
+void fm_os_yield(void)
+{
+    sched_yield();
+}
+
+int fm_os_write_all(int fd, const void *buf, size_t len)
+{
+    int saved = errno;
+    const char *p = buf;
+    int rc = 0;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = errno;
+            break;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    errno = saved;
+    return rc;
+}
+
+/* A copy of /proc/self/environ, for the rare process whose first malloc comes before
+ * libc has set `environ`.  It lives in .bss, so it costs nothing unless read. */
+static char proc_env[64 * 1024];
+static size_t proc_env_len;
+static bool proc_env_read;
+
+static void read_proc_environ(void)
+{
+    int saved = errno;
+    int fd = open("/proc/self/environ", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        for (;;) {
+            ssize_t n = read(fd, proc_env + proc_env_len, sizeof proc_env - 1 - proc_env_len);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                break;
+            proc_env_len += (size_t)n;
+        }
+        close(fd);
+    }
+    proc_env[proc_env_len] = '\0';
+    proc_env_read = true;
+    errno = saved;
+}
+
+/* If entry is "name=value", the value; else NULL. */
+static const char *match(const char *entry, const char *name)
+{
+    while (*name && *entry == *name) {
+        entry++;
+        name++;
+    }
+    return (*name == '\0' && *entry == '=') ? entry + 1 : NULL;
+}
+
+const char *fm_os_getenv(const char *name)
+{
+    if (environ != NULL) {
+        for (char **e = environ; *e; e++) {
+            const char *v = match(*e, name);
+            if (v)
+                return v;
+        }
+        return NULL;
+    }
+    if (!proc_env_read)
+        read_proc_environ();
+    for (size_t i = 0; i < proc_env_len; i += fm_strlen(proc_env + i) + 1) {
+        const char *v = match(proc_env + i, name);
+        if (v)
+            return v;
+    }
+    return NULL;
+}
+
+uint64_t fm_os_physical_memory(void)
+{
+    struct sysinfo si;
+    if (sysinfo(&si) != 0)
+        return 0;
+    return (uint64_t)si.totalram * si.mem_unit;
+}
+
+void fm_os_exit(int status)
+{
+    _exit(status);
+}

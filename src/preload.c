@@ -1,0 +1,58 @@
+/* preload.c: the names a program calls.  Nothing but one forwarding line each; the
+ * semantics live in posix.c.
+ *
+ * The whole family is replaced, including the __libc_* names and cfree, so that no
+ * entry point is left to glibc's allocator: a block from one allocator reaching the
+ * other's free is how preloaded allocators crash programs. */
+#include "init.h"
+#include "posix.h"
+
+#include <stdlib.h>
+
+/* Names glibc exports but no header declares (cfree left <stdlib.h> in glibc 2.26). */
+void cfree(void *p);
+void *__libc_malloc(size_t size);
+void __libc_free(void *p);
+void *__libc_calloc(size_t n, size_t size);
+void *__libc_realloc(void *p, size_t size);
+void *__libc_memalign(size_t align, size_t size);
+void *__libc_valloc(size_t size);
+void *__libc_pvalloc(size_t size);
+int __posix_memalign(void **out, size_t align, size_t size);
+
+FM_EXPORT void *malloc(size_t size) { return fm_malloc(size); }
+FM_EXPORT void free(void *p) { fm_free(p); }
+FM_EXPORT void *calloc(size_t n, size_t size) { return fm_calloc(n, size); }
+FM_EXPORT void *realloc(void *p, size_t size) { return fm_realloc(p, size); }
+FM_EXPORT void *reallocarray(void *p, size_t n, size_t size) { return fm_reallocarray(p, n, size); }
+FM_EXPORT void *memalign(size_t align, size_t size) { return fm_memalign(align, size); }
+FM_EXPORT int posix_memalign(void **out, size_t align, size_t size) { return fm_posix_memalign(out, align, size); }
+FM_EXPORT void *aligned_alloc(size_t align, size_t size) { return fm_aligned_alloc(align, size); }
+FM_EXPORT void *valloc(size_t size) { return fm_valloc(size); }
+FM_EXPORT void *pvalloc(size_t size) { return fm_pvalloc(size); }
+FM_EXPORT size_t malloc_usable_size(void *p) { return fm_malloc_usable_size(p); }
+FM_EXPORT void cfree(void *p) { fm_free(p); }
+FM_EXPORT struct mallinfo2 mallinfo2(void) { return fm_mallinfo2(); }
+FM_EXPORT struct mallinfo mallinfo(void) { return fm_mallinfo(); }
+FM_EXPORT int malloc_trim(size_t pad) { return fm_malloc_trim(pad); }
+FM_EXPORT void malloc_stats(void) { fm_malloc_stats(); }
+FM_EXPORT int malloc_info(int options, FILE *fp) { return fm_malloc_info(options, fp); }
+
+/* glibc's internal names, which some programs and libraries call directly. */
+FM_EXPORT void *__libc_malloc(size_t size) { return fm_malloc(size); }
+FM_EXPORT void __libc_free(void *p) { fm_free(p); }
+FM_EXPORT void *__libc_calloc(size_t n, size_t size) { return fm_calloc(n, size); }
+FM_EXPORT void *__libc_realloc(void *p, size_t size) { return fm_realloc(p, size); }
+FM_EXPORT void *__libc_memalign(size_t align, size_t size) { return fm_memalign(align, size); }
+FM_EXPORT void *__libc_valloc(size_t size) { return fm_valloc(size); }
+FM_EXPORT void *__libc_pvalloc(size_t size) { return fm_pvalloc(size); }
+FM_EXPORT int __posix_memalign(void **out, size_t align, size_t size) { return fm_posix_memalign(out, align, size); }
+
+/* libfastmem's own API (include/fastmem.h). */
+FM_EXPORT int fastmem_stats_get(struct fastmem_stats *st, size_t size) { return fm_stats_get(st, size); }
+FM_EXPORT int fastmem_stats_print(int fd) { return fm_stats_print(fd); }
+FM_EXPORT const char *fastmem_version(void) { return PACKAGE_VERSION; }
+
+/* Make the heap before main, so a configuration we refuse stops the program there. */
+__attribute__((constructor(101))) static void preload_init(void) { fm_main_heap(); }
+__attribute__((destructor(101))) static void preload_fini(void) { fm_init_at_exit(); }
