@@ -1,0 +1,791 @@
+/* check_engine.c: the engine conformance suite.
+ *
+ * Every test here runs once per registered engine (tcase_add_loop_test over
+ * fm_engines[]), through the heap layer the shim uses (so growth under the cap is
+ * covered) and, where the point is the engine alone, over a plain buffer.  After
+ * every scenario the engine's invariant checker must find the heap sound.
+ */
+#include "testutil.h"
+
+#include "engine.h"
+#include "heap.h"
+#include "os.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdalign.h>
+
+#define MiB ((size_t)1 << 20)
+#define GiB ((size_t)1 << 30)
+
+static size_t engine_count(void)
+{
+    size_t n = 0;
+    while (fm_engines[n])
+        n++;
+    return n;
+}
+
+/* A heap as the shim makes one: a reserved range of cap bytes, 256 KiB committed,
+ * the engine at its start. */
+struct fixture {
+    const struct fm_engine *e;
+    struct fm_heap h;
+};
+
+static void heap_open(struct fixture *f, int engine, size_t cap)
+{
+    f->e = fm_engines[engine];
+    int err = 0;
+    void *base = fm_os_reserve(cap, &err);
+    ck_assert_msg(base != NULL, "reserve %zu: errno %d", cap, err);
+    size_t first = cap < 256 * 1024 ? cap : 256 * 1024;
+    ck_assert_int_eq(fm_os_commit(base, first), 0);
+    ck_assert_int_eq(fm_heap_init(&f->h, f->e, base, cap, 0, first, fm_os_commit, false), 0);
+}
+
+static void heap_close(struct fixture *f)
+{
+    fm_os_release(f->h.base, f->h.cap);
+}
+
+#define assert_sound(f)                                                              \
+    do {                                                                             \
+        const char *why_ = fm_heap_check(&(f)->h);                                   \
+        ck_assert_msg(why_ == NULL, "%s: heap damaged: %s", (f)->e->name, why_);     \
+    } while (0)
+
+static struct fastmem_stats stats_of(struct fixture *f)
+{
+    struct fastmem_stats st;
+    fm_heap_stats(&f->h, &st);
+    return st;
+}
+
+static void must_free(struct fixture *f, void *p)
+{
+    ck_assert_int_eq(fm_heap_free(&f->h, p, "test"), FM_FREED);
+}
+
+/* ---------------------------------------------------------------------- sizes */
+
+/* Every size from 0 to 4 KiB: aligned, at least as large as asked, all of it
+ * writable without touching any other block. */
+START_TEST(small_sizes)
+{
+    struct fixture f;
+    heap_open(&f, _i, 64 * MiB);
+    enum { N = 4097 };
+    static void *p[N];
+    for (size_t n = 0; n < N; n++) {
+        p[n] = fm_heap_malloc(&f.h, n);
+        TU_REQUIRE(p[n] != NULL && (uintptr_t)p[n] % 16 == 0, "malloc(%zu) -> %p", n, p[n]);
+        size_t u = fm_heap_usable_size(&f.h, p[n]);
+        TU_REQUIRE(u >= n, "malloc(%zu): usable %zu", n, u);
+        tu_fill(p[n], u, (uint32_t)n);
+    }
+    for (size_t n = 0; n < N; n++) {
+        size_t u = fm_heap_usable_size(&f.h, p[n]);
+        TU_REQUIRE(tu_verify(p[n], u, (uint32_t)n) == u, "block of %zu damaged", n);
+    }
+    assert_sound(&f);
+    for (size_t n = 0; n < N; n += 2)
+        TU_REQUIRE(fm_heap_free(&f.h, p[n], "test") == FM_FREED, "free");
+    assert_sound(&f);
+    for (size_t n = 1; n < N; n += 2)
+        TU_REQUIRE(fm_heap_free(&f.h, p[n], "test") == FM_FREED, "free");
+    assert_sound(&f);
+    ck_assert_uint_eq(stats_of(&f).in_use, 0);
+    ck_assert_uint_eq(stats_of(&f).live_blocks, 0);
+    heap_close(&f);
+}
+END_TEST
+
+/* malloc(0) is a real block, distinct from every other. */
+START_TEST(zero_size_unique)
+{
+    struct fixture f;
+    heap_open(&f, _i, 16 * MiB);
+    void *a = fm_heap_malloc(&f.h, 0), *b = fm_heap_malloc(&f.h, 0);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_ptr_nonnull(b);
+    ck_assert_ptr_ne(a, b);
+    must_free(&f, a);
+    must_free(&f, b);
+    assert_sound(&f);
+    heap_close(&f);
+}
+END_TEST
+
+/* Powers of two and their neighbours up to 64 MiB: ends written and read back. */
+START_TEST(large_sizes)
+{
+    struct fixture f;
+    heap_open(&f, _i, 512 * MiB);
+    for (int k = 12; k <= 26; k++) {
+        for (int d = -1; d <= 1; d++) {
+            size_t n = ((size_t)1 << k) + (size_t)d;
+            unsigned char *p = fm_heap_malloc(&f.h, n);
+            ck_assert_ptr_nonnull(p);
+            ck_assert_uint_eq((uintptr_t)p % 16, 0);
+            ck_assert_uint_ge(fm_heap_usable_size(&f.h, p), n);
+            tu_fill(p, 2048, (uint32_t)k);
+            p[n - 1] = 0x5a;
+            ck_assert_uint_eq(tu_verify(p, 2048, (uint32_t)k), 2048);
+            ck_assert_uint_eq(p[n - 1], 0x5a);
+            must_free(&f, p);
+        }
+    }
+    assert_sound(&f);
+    heap_close(&f);
+}
+END_TEST
+
+/* Sizes no heap can hold are refused with ENOMEM, never wrapped into a small block. */
+START_TEST(impossible_sizes)
+{
+    struct fixture f;
+    heap_open(&f, _i, 16 * MiB);
+    const size_t bad[] = {SIZE_MAX, SIZE_MAX - 16, SIZE_MAX / 2 + 1, (size_t)PTRDIFF_MAX,
+                          FM_MAX_REQUEST + 1};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        errno = 0;
+        ck_assert_ptr_null(fm_heap_malloc(&f.h, bad[i]));
+        ck_assert_int_eq(errno, ENOMEM);
+        errno = 0;
+        ck_assert_ptr_null(fm_heap_memalign(&f.h, 4096, bad[i]));
+        ck_assert_int_eq(errno, ENOMEM);
+    }
+    ck_assert_uint_eq(stats_of(&f).failed_invalid, 2 * (sizeof bad / sizeof bad[0]));
+    /* Bigger than the cap, but not impossible: refused at the cap. */
+    errno = 0;
+    ck_assert_ptr_null(fm_heap_malloc(&f.h, 16 * MiB + 1));
+    ck_assert_int_eq(errno, ENOMEM);
+    ck_assert_uint_eq(stats_of(&f).failed_cap, 1);
+    /* The engine alone refuses the largest request it may be passed. */
+    ck_assert_ptr_null(f.e->malloc(f.h.eng, FM_MAX_REQUEST));
+    ck_assert_ptr_null(f.e->memalign(f.h.eng, FM_MAX_ALIGN, FM_MAX_REQUEST));
+    ck_assert_uint_eq(stats_of(&f).live_blocks, 0);
+    assert_sound(&f);
+    heap_close(&f);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ alignment */
+
+START_TEST(alignment)
+{
+    struct fixture f;
+    heap_open(&f, _i, 256 * MiB);
+    static const size_t sizes[] = {0, 1, 17, 4000, 70000};
+    void *keep[64];
+    size_t nkeep = 0;
+    for (size_t align = 32; align <= 4 * MiB; align *= 2) {
+        for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+            /* A small block first, so the aligned one rarely starts where it wants. */
+            void *pad = fm_heap_malloc(&f.h, 40 + s * 16);
+            ck_assert_ptr_nonnull(pad);
+            void *p = fm_heap_memalign(&f.h, align, sizes[s]);
+            ck_assert_ptr_nonnull(p);
+            ck_assert_msg((uintptr_t)p % align == 0, "%p not aligned to %zu", p, align);
+            size_t u = fm_heap_usable_size(&f.h, p);
+            ck_assert_uint_ge(u, sizes[s]);
+            tu_fill(p, u, (uint32_t)align);
+            ck_assert_uint_eq(tu_verify(p, u, (uint32_t)align), u);
+            must_free(&f, pad);
+            if (nkeep < 64 && s == 1)
+                keep[nkeep++] = p;
+            else
+                must_free(&f, p);
+            assert_sound(&f);
+        }
+    }
+    for (size_t i = 0; i < nkeep; i++)
+        must_free(&f, keep[i]);
+    assert_sound(&f);
+    ck_assert_uint_eq(stats_of(&f).live_blocks, 0);
+    heap_close(&f);
+}
+END_TEST
+
+/* -------------------------------------------------------------------- realloc */
+
+START_TEST(realloc_edges)
+{
+    struct fixture f;
+    heap_open(&f, _i, 32 * MiB);
+    /* Grow in place into a free neighbour. */
+    char *a = fm_heap_malloc(&f.h, 100);
+    char *b = fm_heap_malloc(&f.h, 5000);
+    char *guard = fm_heap_malloc(&f.h, 100);
+    tu_fill(a, 100, 1);
+    must_free(&f, b);
+    char *a2 = fm_heap_realloc(&f.h, a, 3000, "test");
+    ck_assert_ptr_eq(a2, a);
+    ck_assert_uint_eq(tu_verify(a2, 100, 1), 100);
+    assert_sound(&f);
+    /* Shrink in place. */
+    tu_fill(a2, 3000, 2);
+    char *a3 = fm_heap_realloc(&f.h, a2, 200, "test");
+    ck_assert_ptr_eq(a3, a2);
+    ck_assert_uint_eq(tu_verify(a3, 200, 2), 200);
+    assert_sound(&f);
+    /* Grow by moving: the old contents follow, the old block is freed. */
+    char *c = fm_heap_malloc(&f.h, 64);
+    char *c2 = fm_heap_realloc(&f.h, a3, 100000, "test");
+    ck_assert_ptr_nonnull(c2);
+    ck_assert_uint_eq(tu_verify(c2, 200, 2), 200);
+    ck_assert_uint_eq(stats_of(&f).live_blocks, 3);
+    assert_sound(&f);
+    /* Impossible and too-large requests fail and keep the block. */
+    tu_fill(c2, 100000, 3);
+    errno = 0;
+    ck_assert_ptr_null(fm_heap_realloc(&f.h, c2, SIZE_MAX - 10, "test"));
+    ck_assert_int_eq(errno, ENOMEM);
+    errno = 0;
+    ck_assert_ptr_null(fm_heap_realloc(&f.h, c2, 64 * MiB, "test"));
+    ck_assert_int_eq(errno, ENOMEM);
+    ck_assert_uint_eq(tu_verify(c2, 100000, 3), 100000);
+    ck_assert_uint_ge(fm_heap_usable_size(&f.h, c2), 100000);
+    assert_sound(&f);
+    must_free(&f, c2);
+    must_free(&f, c);
+    must_free(&f, guard);
+    assert_sound(&f);
+    ck_assert_uint_eq(stats_of(&f).in_use, 0);
+    heap_close(&f);
+}
+END_TEST
+
+/* Realloc at the cap: when no bigger block can be had, the old one stays intact. */
+START_TEST(realloc_at_cap)
+{
+    struct fixture f;
+    heap_open(&f, _i, 4 * MiB);
+    void *filler[64];
+    int n = 0;
+    char *p = fm_heap_malloc(&f.h, MiB);
+    ck_assert_ptr_nonnull(p);
+    tu_fill(p, MiB, 9);
+    while (n < 64 && (filler[n] = fm_heap_malloc(&f.h, 256 * 1024)) != NULL)
+        n++;
+    errno = 0;
+    ck_assert_ptr_null(fm_heap_realloc(&f.h, p, 3 * MiB, "test"));
+    ck_assert_int_eq(errno, ENOMEM);
+    ck_assert_uint_eq(tu_verify(p, MiB, 9), MiB);
+    for (int i = 0; i < n; i++)
+        must_free(&f, filler[i]);
+    char *q = fm_heap_realloc(&f.h, p, 3 * MiB, "test");
+    ck_assert_ptr_nonnull(q);
+    ck_assert_uint_eq(tu_verify(q, MiB, 9), MiB);
+    must_free(&f, q);
+    assert_sound(&f);
+    heap_close(&f);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------- cap */
+
+/* Fill to exhaustion with one size, free everything, fill again: the pool is whole
+ * again, the same number of blocks fits, and the largest free block is what the
+ * statistics say it is. */
+START_TEST(fill_free_refill)
+{
+    static const size_t sizes[] = {0, 16, 100, 4096, 100000, 3 * MiB};
+    const size_t cap = 16 * MiB;
+    struct fixture f;
+    heap_open(&f, _i, cap);
+    enum { MAXB = 1 << 20 };
+    void **blk = malloc(MAXB * sizeof *blk);
+    ck_assert_ptr_nonnull(blk);
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        size_t counts[2];
+        for (int round = 0; round < 2; round++) {
+            size_t n = 0, usable = 0;
+            for (;;) {
+                errno = 0;
+                void *p = fm_heap_malloc(&f.h, sizes[s]);
+                if (p == NULL)
+                    break;
+                TU_REQUIRE(n < MAXB, "too many blocks");
+                usable += fm_heap_usable_size(&f.h, p);
+                blk[n++] = p;
+            }
+            ck_assert_int_eq(errno, ENOMEM);
+            ck_assert_uint_le(usable, cap);
+            ck_assert_uint_le(stats_of(&f).committed, cap);
+            ck_assert_uint_eq(stats_of(&f).committed, cap);
+            assert_sound(&f);
+            counts[round] = n;
+            uint64_t seed = 42 + s;
+            for (size_t i = n; i > 1; i--) { /* free in random order */
+                size_t j = (size_t)(tu_rand(&seed) % i);
+                void *t = blk[i - 1];
+                blk[i - 1] = blk[j];
+                blk[j] = t;
+            }
+            for (size_t i = 0; i < n; i++)
+                TU_REQUIRE(fm_heap_free(&f.h, blk[i], "test") == FM_FREED, "free");
+            assert_sound(&f);
+            struct fastmem_stats st = stats_of(&f);
+            ck_assert_uint_eq(st.live_blocks, 0);
+            ck_assert_uint_eq(st.in_use, 0);
+            ck_assert_uint_eq(st.free_fragments, 1);
+        }
+        ck_assert_msg(counts[0] == counts[1], "%s: size %zu: %zu blocks, then %zu", f.e->name,
+                      sizes[s], counts[0], counts[1]);
+        ck_assert_uint_gt(counts[0], 0);
+    }
+    /* After everything is freed, the largest free block can be had in one piece, and
+     * it is nearly the whole cap. */
+    struct fastmem_stats st = stats_of(&f);
+    ck_assert_uint_ge(st.largest_free, cap - cap / 64);
+    void *big = fm_heap_malloc(&f.h, st.largest_free);
+    ck_assert_msg(big != NULL, "%s: largest_free %llu not allocatable", f.e->name,
+                  (unsigned long long)st.largest_free);
+    must_free(&f, big);
+    assert_sound(&f);
+    free(blk);
+    heap_close(&f);
+}
+END_TEST
+
+/* The pool grows by commits as it is used and never past the cap. */
+START_TEST(growth_under_cap)
+{
+    const size_t cap = 64 * MiB;
+    struct fixture f;
+    heap_open(&f, _i, cap);
+    ck_assert_uint_eq(stats_of(&f).committed, 256 * 1024);
+    void *p[100];
+    size_t last = 0;
+    /* 64 MiB holds at least 125 such blocks, so none of these 100 may fail. */
+    for (int i = 0; i < 100; i++) {
+        p[i] = fm_heap_malloc(&f.h, 500 * 1024);
+        ck_assert_ptr_nonnull(p[i]);
+        size_t c = stats_of(&f).committed;
+        ck_assert_uint_ge(c, last);
+        ck_assert_uint_le(c, cap);
+        last = c;
+        memset(p[i], 0xab, 500 * 1024);
+    }
+    ck_assert_uint_lt(stats_of(&f).committed, cap);
+    assert_sound(&f);
+    for (int i = 0; i < 100; i++)
+        must_free(&f, p[i]);
+    assert_sound(&f);
+    heap_close(&f);
+}
+END_TEST
+
+/* Pools past 4 GiB (the reference TLSF stops there): a 5 GiB block, then two of
+ * 3 GiB in the same space.  Only a few pages are touched. */
+START_TEST(pool_over_4gib)
+{
+    struct fixture f;
+    heap_open(&f, _i, 8 * GiB);
+    size_t n = 5 * GiB;
+    unsigned char *p = fm_heap_malloc(&f.h, n);
+    ck_assert_ptr_nonnull(p);
+    p[0] = 1;
+    p[n - 1] = 2;
+    ck_assert_uint_ge(fm_heap_usable_size(&f.h, p), n);
+    assert_sound(&f);
+    must_free(&f, p);
+    unsigned char *a = fm_heap_malloc(&f.h, 3 * GiB), *b = fm_heap_malloc(&f.h, 3 * GiB);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_ptr_nonnull(b);
+    a[3 * GiB - 1] = 3;
+    b[3 * GiB - 1] = 4;
+    ck_assert_ptr_null(fm_heap_malloc(&f.h, 3 * GiB));
+    assert_sound(&f);
+    must_free(&f, a);
+    must_free(&f, b);
+    ck_assert_uint_ge(stats_of(&f).largest_free, 8 * GiB - 8 * GiB / 64);
+    assert_sound(&f);
+    heap_close(&f);
+}
+END_TEST
+
+/* ---------------------------------------------------------- random operations */
+
+/* A long random sequence of every call, checked against a model that remembers each
+ * block's size and pattern: contents survive, realloc keeps the prefix, calloc gives
+ * zeros, and the invariants hold throughout. */
+START_TEST(random_against_model)
+{
+    struct fixture f;
+    heap_open(&f, _i, 128 * MiB);
+    enum { SLOTS = 2048, OPS = 200000 };
+    static struct {
+        unsigned char *p;
+        size_t n;
+        uint32_t seed;
+    } m[SLOTS];
+    memset(m, 0, sizeof m);
+    uint64_t rng = 0x9e3779b97f4a7c15ULL + (uint64_t)_i;
+    uint64_t live = 0;
+    for (int op = 0; op < OPS; op++) {
+        size_t i = (size_t)(tu_rand(&rng) % SLOTS);
+        uint64_t r = tu_rand(&rng);
+        size_t n = (r >> 8) % 100 < 90 ? (r >> 16) % 512
+                 : (r >> 8) % 100 < 99 ? (r >> 16) % 65536
+                                       : (r >> 16) % (2 * MiB);
+        uint32_t seed = (uint32_t)(r >> 40);
+        if (m[i].p) {
+            TU_REQUIRE(tu_verify(m[i].p, m[i].n, m[i].seed) == m[i].n, "op %d: block %zu damaged", op, i);
+            if (r % 3 == 0) {
+                unsigned char *q = fm_heap_realloc(&f.h, m[i].p, n ? n : 1, "test");
+                TU_REQUIRE(q != NULL, "op %d: realloc to %zu failed", op, n);
+                size_t keep = m[i].n < n ? m[i].n : n;
+                TU_REQUIRE(tu_verify(q, keep, m[i].seed) == keep, "op %d: realloc lost contents", op);
+                tu_fill(q, n, seed);
+                m[i].p = q;
+                m[i].n = n;
+                m[i].seed = seed;
+            } else {
+                TU_REQUIRE(fm_heap_free(&f.h, m[i].p, "test") == FM_FREED, "op %d: free", op);
+                m[i].p = NULL;
+                live--;
+            }
+        } else {
+            unsigned kind = (unsigned)(r % 4);
+            if (kind == 0) {
+                m[i].p = fm_heap_calloc(&f.h, n);
+                TU_REQUIRE(m[i].p != NULL, "op %d: calloc(%zu) failed", op, n);
+                for (size_t k = 0; k < n; k++)
+                    TU_REQUIRE(m[i].p[k] == 0, "op %d: calloc byte %zu not zero", op, k);
+            } else if (kind == 1) {
+                size_t align = (size_t)32 << (r % 8);
+                m[i].p = fm_heap_memalign(&f.h, align, n);
+                TU_REQUIRE(m[i].p != NULL && (uintptr_t)m[i].p % align == 0, "op %d: memalign(%zu, %zu)", op, align, n);
+            } else {
+                m[i].p = fm_heap_malloc(&f.h, n);
+                TU_REQUIRE(m[i].p != NULL, "op %d: malloc(%zu) failed", op, n);
+            }
+            TU_REQUIRE((uintptr_t)m[i].p % 16 == 0, "op %d: misaligned", op);
+            TU_REQUIRE(fm_heap_usable_size(&f.h, m[i].p) >= n, "op %d: usable size short", op);
+            tu_fill(m[i].p, n, seed);
+            m[i].n = n;
+            m[i].seed = seed;
+            live++;
+        }
+        if (op % 10000 == 0) {
+            assert_sound(&f);
+            ck_assert_uint_eq(stats_of(&f).live_blocks, live);
+        }
+    }
+    assert_sound(&f);
+    for (size_t i = 0; i < SLOTS; i++)
+        if (m[i].p) {
+            ck_assert_uint_eq(tu_verify(m[i].p, m[i].n, m[i].seed), m[i].n);
+            must_free(&f, m[i].p);
+        }
+    assert_sound(&f);
+    struct fastmem_stats st = stats_of(&f);
+    ck_assert_uint_eq(st.in_use, 0);
+    ck_assert_uint_eq(st.live_blocks, 0);
+    ck_assert_uint_eq(st.free_fragments, 1);
+    heap_close(&f);
+}
+END_TEST
+
+/* ------------------------------------------------------------ bad pointers */
+
+/* The engine alone, over a plain buffer: it needs no OS, and it refuses what is not
+ * a live block without changing anything. */
+START_TEST(engine_over_buffer_refuses_bad_pointers)
+{
+    const struct fm_engine *e = fm_engines[_i];
+    static alignas(16) unsigned char buf[1 << 20];
+    void *eng = e->create(buf, sizeof buf);
+    ck_assert_ptr_nonnull(eng);
+    char *a = e->malloc(eng, 100), *b = e->malloc(eng, 100), *c = e->malloc(eng, 100);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_ptr_nonnull(b);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_ptr_null(e->check(eng));
+    char local[64];
+    ck_assert_int_eq(e->free(eng, b), (ptrdiff_t)e->usable_size(eng, a));
+    ck_assert_int_eq(e->free(eng, b), FM_FREE_DOUBLE);
+    ck_assert_int_eq(e->free(eng, a + 16), FM_FREE_BAD_POINTER);
+    ck_assert_int_eq(e->free(eng, a + 1), FM_FREE_BAD_POINTER);
+    ck_assert_int_eq(e->free(eng, local), FM_FREE_BAD_POINTER);
+    ck_assert_int_eq(e->free(eng, buf), FM_FREE_BAD_POINTER);
+    ck_assert(!e->owns_block(eng, b));
+    ck_assert(!e->owns_block(eng, a + 16));
+    ck_assert(e->owns_block(eng, a));
+    ck_assert_ptr_null(e->check(eng));
+    ck_assert_int_gt(e->free(eng, a), 0);
+    ck_assert_int_gt(e->free(eng, c), 0);
+    ck_assert_ptr_null(e->check(eng));
+    /* Fill the buffer, then free all: one free block again. */
+    void *blocks[1 << 13];
+    size_t n = 0;
+    while (n < (1 << 13) && (blocks[n] = e->malloc(eng, 200)) != NULL)
+        n++;
+    ck_assert_uint_gt(n, (sizeof buf / 256) * 9 / 10);
+    ck_assert_uint_lt(n, 1 << 13);
+    for (size_t i = 0; i < n; i++)
+        TU_REQUIRE(e->free(eng, blocks[i]) > 0, "free of block %zu", i);
+    struct fm_engine_stats st;
+    e->stats(eng, &st);
+    ck_assert_uint_eq(st.free_blocks, 1);
+    ck_assert_uint_eq(st.used_blocks, 0);
+    ck_assert_ptr_null(e->check(eng));
+}
+END_TEST
+
+/* An engine refuses memory too small for its tables, and works on the least it
+ * claims to need. */
+START_TEST(engine_minimum_pool)
+{
+    const struct fm_engine *e = fm_engines[_i];
+    static alignas(16) unsigned char buf[1 << 20];
+    ck_assert_uint_lt(e->min_pool, sizeof buf);
+    ck_assert_ptr_null(e->create(buf, e->min_pool - 16));
+    void *eng = e->create(buf, e->min_pool);
+    ck_assert_ptr_nonnull(eng);
+    void *p = e->malloc(eng, 1);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_int_gt(e->free(eng, p), 0);
+    ck_assert_ptr_null(e->check(eng));
+}
+END_TEST
+
+/* A pointer outside the range is foreign: the heap ignores and counts it. */
+START_TEST(heap_foreign_pointer)
+{
+    struct fixture f;
+    heap_open(&f, _i, 16 * MiB);
+    char local[32];
+    ck_assert_int_eq(fm_heap_free(&f.h, local, "test"), FM_FOREIGN);
+    ck_assert_int_eq(fm_heap_free(&f.h, f.h.base + f.h.cap, "test"), FM_FOREIGN);
+    ck_assert_uint_eq(fm_heap_usable_size(&f.h, local), 0);
+    ck_assert_uint_eq(stats_of(&f).foreign_frees, 2);
+    assert_sound(&f);
+    heap_close(&f);
+}
+END_TEST
+
+/* A double free inside the range stops the process (as glibc does). */
+START_TEST(heap_double_free_aborts)
+{
+    struct fixture f;
+    heap_open(&f, _i, 16 * MiB);
+    void *a = fm_heap_malloc(&f.h, 64), *b = fm_heap_malloc(&f.h, 64);
+    (void)b;
+    must_free(&f, a);
+    fm_heap_free(&f.h, a, "test"); /* must not return */
+}
+END_TEST
+
+START_TEST(heap_interior_pointer_aborts)
+{
+    struct fixture f;
+    heap_open(&f, _i, 16 * MiB);
+    char *a = fm_heap_malloc(&f.h, 640);
+    fm_heap_free(&f.h, a + 64, "test"); /* must not return */
+}
+END_TEST
+
+/* ------------------------------------------------------------ statistics */
+
+START_TEST(statistics_add_up)
+{
+    struct fixture f;
+    heap_open(&f, _i, 32 * MiB);
+    void *a = fm_heap_malloc(&f.h, 1000);
+    void *b = fm_heap_calloc(&f.h, 3000);
+    void *c = fm_heap_memalign(&f.h, 4096, 10);
+    void *d = fm_heap_realloc(&f.h, a, 5000, "test");
+    struct fastmem_stats st = stats_of(&f);
+    ck_assert_str_eq(st.engine, f.e->name);
+    ck_assert_uint_eq(st.cap, 32 * MiB);
+    ck_assert_uint_eq(st.calls_malloc, 1);
+    ck_assert_uint_eq(st.calls_calloc, 1);
+    ck_assert_uint_eq(st.calls_aligned, 1);
+    ck_assert_uint_eq(st.calls_realloc, 1);
+    ck_assert_uint_eq(st.calls_free, 0);
+    ck_assert_uint_eq(st.live_blocks, 3);
+    ck_assert_uint_eq(st.in_use, fm_heap_usable_size(&f.h, b) + fm_heap_usable_size(&f.h, c) +
+                                     fm_heap_usable_size(&f.h, d));
+    ck_assert_uint_ge(st.peak_in_use, st.in_use);
+    ck_assert_uint_gt(st.pool_used, st.in_use);
+    ck_assert_uint_le(st.pool_used, st.committed);
+    ck_assert_uint_eq(st.free_bytes, st.cap - st.pool_used);
+    ck_assert_uint_le(st.largest_free, st.free_bytes);
+    ck_assert_uint_ge(st.free_fragments, 1);
+    uint64_t peak = st.peak_in_use;
+    must_free(&f, b);
+    must_free(&f, c);
+    must_free(&f, d);
+    st = stats_of(&f);
+    ck_assert_uint_eq(st.calls_free, 3);
+    ck_assert_uint_eq(st.in_use, 0);
+    ck_assert_uint_eq(st.peak_in_use, peak);
+    heap_close(&f);
+}
+END_TEST
+
+/* malloc_trim's work: the pages of free blocks go back to the kernel (they read as
+ * zero afterwards), and the heap stays sound and usable. */
+START_TEST(trim_releases_free_pages)
+{
+    struct fixture f;
+    heap_open(&f, _i, 64 * MiB);
+    void *guard0 = fm_heap_malloc(&f.h, 64);
+    unsigned char *p = fm_heap_malloc(&f.h, 8 * MiB);
+    void *guard1 = fm_heap_malloc(&f.h, 64);
+    memset(p, 0xee, 8 * MiB);
+    must_free(&f, p);
+    size_t released = fm_heap_trim(&f.h);
+    ck_assert_uint_ge(released, 8 * MiB - 2 * fm_os_page_size());
+    ck_assert_uint_eq(stats_of(&f).trimmed, released);
+    ck_assert_uint_eq(p[4 * MiB], 0); /* a page in the middle was dropped */
+    assert_sound(&f);
+    unsigned char *q = fm_heap_malloc(&f.h, 8 * MiB);
+    ck_assert_ptr_nonnull(q);
+    tu_fill(q, 8 * MiB, 5);
+    ck_assert_uint_eq(tu_verify(q, 8 * MiB, 5), 8 * MiB);
+    must_free(&f, q);
+    must_free(&f, guard0);
+    must_free(&f, guard1);
+    assert_sound(&f);
+    heap_close(&f);
+}
+END_TEST
+
+/* ------------------------------------------------------------ threads */
+
+struct thread_arg {
+    struct fixture *f;
+    uint64_t seed;
+    int bad;
+};
+
+static void *churn(void *v)
+{
+    struct thread_arg *a = v;
+    enum { K = 256 };
+    unsigned char *p[K] = {0};
+    size_t n[K] = {0};
+    for (int op = 0; op < 100000; op++) {
+        size_t i = (size_t)(tu_rand(&a->seed) % K);
+        if (p[i]) {
+            if (tu_verify(p[i], n[i], (uint32_t)i) != n[i])
+                a->bad++;
+            fm_heap_free(&a->f->h, p[i], "test");
+            p[i] = NULL;
+        } else {
+            n[i] = (size_t)(tu_rand(&a->seed) % 2000);
+            p[i] = fm_heap_malloc(&a->f->h, n[i]);
+            if (p[i] == NULL)
+                a->bad++;
+            else
+                tu_fill(p[i], n[i], (uint32_t)i);
+        }
+    }
+    for (size_t i = 0; i < K; i++)
+        if (p[i])
+            fm_heap_free(&a->f->h, p[i], "test");
+    return NULL;
+}
+
+/* The heap lock: four threads at once, contents intact, counters exact. */
+START_TEST(threads_share_one_heap)
+{
+    struct fixture f;
+    heap_open(&f, _i, 64 * MiB);
+    pthread_t t[4];
+    struct thread_arg args[4];
+    for (int k = 0; k < 4; k++) {
+        args[k] = (struct thread_arg){&f, 1234u + (uint64_t)k * 77, 0};
+        ck_assert_int_eq(pthread_create(&t[k], NULL, churn, &args[k]), 0);
+    }
+    for (int k = 0; k < 4; k++) {
+        pthread_join(t[k], NULL);
+        ck_assert_int_eq(args[k].bad, 0);
+    }
+    struct fastmem_stats st = stats_of(&f);
+    ck_assert_uint_eq(st.live_blocks, 0);
+    ck_assert_uint_eq(st.in_use, 0);
+    ck_assert_uint_eq(st.calls_malloc, st.calls_free);
+    assert_sound(&f);
+    heap_close(&f);
+}
+END_TEST
+
+/* ------------------------------------------------------------ the registry */
+
+/* The preload tests run over the engines tests/local.mk lists: it must be exactly
+ * the registry, so that no engine escapes them. */
+START_TEST(preload_tests_cover_every_engine)
+{
+    const char *listed = getenv("FASTMEM_ENGINES");
+    if (listed == NULL)
+        return; /* run by hand, outside make check */
+    char want[256] = "";
+    for (size_t i = 0; fm_engines[i]; i++) {
+        strcat(want, i ? " " : "");
+        strcat(want, fm_engines[i]->name);
+    }
+    ck_assert_str_eq(listed, want);
+}
+END_TEST
+
+START_TEST(engine_names)
+{
+    for (size_t i = 0; fm_engines[i]; i++) {
+        const struct fm_engine *e = fm_engines[i];
+        ck_assert_ptr_eq(fm_engine_find(e->name), e);
+        for (const char *const *a = e->aliases; *a; a++)
+            ck_assert_ptr_eq(fm_engine_find(*a), e);
+    }
+    ck_assert_ptr_eq(fm_engine_find("TLSF"), &fm_engine_tlsf);
+    ck_assert_ptr_eq(fm_engine_find("Tlsf_Malloc"), &fm_engine_tlsf);
+    ck_assert_ptr_eq(fm_engine_find("2"), &fm_engine_tlsf);
+    ck_assert_ptr_null(fm_engine_find("tlsf "));
+    ck_assert_ptr_null(fm_engine_find(""));
+    ck_assert_ptr_null(fm_engine_find("bogus"));
+}
+END_TEST
+
+static Suite *engine_suite(void)
+{
+    Suite *s = suite_create("engine");
+    int n = (int)engine_count();
+    TCase *tc = tcase_create("conformance");
+    tcase_set_timeout(tc, 120);
+    tcase_add_loop_test(tc, small_sizes, 0, n);
+    tcase_add_loop_test(tc, zero_size_unique, 0, n);
+    tcase_add_loop_test(tc, large_sizes, 0, n);
+    tcase_add_loop_test(tc, impossible_sizes, 0, n);
+    tcase_add_loop_test(tc, alignment, 0, n);
+    tcase_add_loop_test(tc, realloc_edges, 0, n);
+    tcase_add_loop_test(tc, realloc_at_cap, 0, n);
+    tcase_add_loop_test(tc, fill_free_refill, 0, n);
+    tcase_add_loop_test(tc, growth_under_cap, 0, n);
+    tcase_add_loop_test(tc, pool_over_4gib, 0, n);
+    tcase_add_loop_test(tc, random_against_model, 0, n);
+    tcase_add_loop_test(tc, engine_over_buffer_refuses_bad_pointers, 0, n);
+    tcase_add_loop_test(tc, engine_minimum_pool, 0, n);
+    tcase_add_loop_test(tc, heap_foreign_pointer, 0, n);
+    tcase_add_loop_test_raise_signal(tc, heap_double_free_aborts, SIGABRT, 0, n);
+    tcase_add_loop_test_raise_signal(tc, heap_interior_pointer_aborts, SIGABRT, 0, n);
+    tcase_add_loop_test(tc, statistics_add_up, 0, n);
+    tcase_add_loop_test(tc, trim_releases_free_pages, 0, n);
+    tcase_add_loop_test(tc, threads_share_one_heap, 0, n);
+    suite_add_tcase(s, tc);
+    TCase *reg = tcase_create("registry");
+    tcase_add_test(reg, preload_tests_cover_every_engine);
+    tcase_add_test(reg, engine_names);
+    suite_add_tcase(s, reg);
+    return s;
+}
+
+int main(void)
+{
+    return tu_run(engine_suite());
+}

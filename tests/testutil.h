@@ -1,0 +1,60 @@
+/* testutil.h: helpers shared by the Check suites. */
+#ifndef FM_TESTUTIL_H
+#define FM_TESTUTIL_H
+
+#include "config.h"
+
+#include <check.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Check's ck_assert_* records every assertion that passes (a write(2) each), which
+ * dominates a loop of millions of checks; TU_REQUIRE costs nothing until it fails. */
+#define TU_REQUIRE(cond, ...)                  \
+    do {                                       \
+        if (__builtin_expect(!(cond), 0))      \
+            ck_abort_msg(__VA_ARGS__);         \
+    } while (0)
+
+/* A repeatable generator (xorshift64*), so a failing random run can be replayed. */
+static inline uint64_t tu_rand(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+/* Fill n bytes at p with a pattern derived from seed; tu_verify finds the first byte
+ * that differs from it, or returns n. */
+static inline void tu_fill(void *p, size_t n, uint32_t seed)
+{
+    unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        b[i] = (unsigned char)(seed + i * 7 + (i >> 8));
+}
+
+static inline size_t tu_verify(const void *p, size_t n, uint32_t seed)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        if (b[i] != (unsigned char)(seed + i * 7 + (i >> 8)))
+            return i;
+    return n;
+}
+
+/* Run a suite and turn its result into an exit status for the automake harness. */
+static inline int tu_run(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+#endif
