@@ -114,10 +114,8 @@ void fm_init_at_exit(void)
     struct fm_heap *h = fm_main_heap_if_ready();
     if (h == NULL || !fm_process_options.stats)
         return;
-    struct fastmem_stats st;
-    char title[128], report[FM_STATS_REPORT_MAX];
-    fm_heap_stats(h, &st);
+    char title[128];
     fm_format(title, sizeof title, "statistics at exit of pid %d (%s)", (int)getpid(),
               program_invocation_short_name ? program_invocation_short_name : "?");
-    fm_os_write_all(2, report, fm_stats_format(report, sizeof report, title, &st));
+    fm_stats_write(h, 2, title);
 }

@@ -239,11 +239,9 @@ int fm_stats_print(int fd)
         errno = ENOSYS;
         return -1;
     }
-    struct fastmem_stats st;
-    char report[FM_STATS_REPORT_MAX], title[64];
-    fm_heap_stats(h, &st);
+    char title[64];
     fm_format(title, sizeof title, "statistics of pid %d", (int)getpid());
-    int e = fm_os_write_all(fd, report, fm_stats_format(report, sizeof report, title, &st));
+    int e = fm_stats_write(h, fd, title);
     if (e) {
         errno = e;
         return -1;

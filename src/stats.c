@@ -1,6 +1,8 @@
 /* stats.c: one printer for every heap's statistics. */
 #include "stats.h"
 #include "diag.h"
+#include "heap.h"
+#include "os.h"
 
 #define KIND_B 1
 #define KIND_N 0
@@ -20,4 +22,13 @@ size_t fm_stats_format(char *buf, size_t size, const char *title, const struct f
     FASTMEM_STATS_FIELDS(LINE)
 #undef LINE
     return n;
+}
+
+int fm_stats_write(struct fm_heap *h, int fd, const char *title)
+{
+    struct fastmem_stats st;
+    char report[FM_STATS_REPORT_MAX];
+    fm_heap_stats(h, &st);
+    size_t n = fm_stats_format(report, sizeof report, title, &st);
+    return fm_os_write_all(fd, report, n);
 }

@@ -14,4 +14,10 @@ size_t fm_stats_format(char *buf, size_t size, const char *title, const struct f
 /* The report's size bound, for callers' buffers. */
 #define FM_STATS_REPORT_MAX 4096
 
+struct fm_heap;
+
+/* Take h's statistics and write their report, titled, to fd in one write(2).
+ * Returns 0 or an errno value. */
+int fm_stats_write(struct fm_heap *h, int fd, const char *title) FM_HIDDEN;
+
 #endif
