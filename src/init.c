@@ -17,6 +17,11 @@
 
 struct fm_heap fm_process_heap;
 struct fm_options fm_process_options;
+
+/* Where the MEMSTATS report goes: a private duplicate of stderr taken at start, since
+ * programs may close stderr before they exit (coreutils does, in an atexit handler
+ * that runs before our destructor). */
+static int report_fd = 2;
 _Atomic int fm_init_state;
 static _Atomic pid_t init_thread;
 
@@ -61,6 +66,8 @@ static void make_process_heap(void)
     char err[512];
     if (fm_options_load(o, fm_os_getenv, err, sizeof err) != 0)
         fm_exit_with(1, "%s", err);
+    if (o->stats)
+        report_fd = fm_os_dup_private(2);
 
     size_t page = fm_os_page_size();
     size_t cap = fm_align_down((size_t)o->memsize, page);
@@ -117,5 +124,5 @@ void fm_init_at_exit(void)
     char title[128];
     fm_format(title, sizeof title, "statistics at exit of pid %d (%s)", (int)getpid(),
               program_invocation_short_name ? program_invocation_short_name : "?");
-    fm_stats_write(h, 2, title);
+    fm_stats_write(h, report_fd, title);
 }

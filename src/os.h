@@ -47,6 +47,9 @@ void fm_os_yield(void) FM_HIDDEN;
 /* Write all of buf to fd, retrying short writes and EINTR.  0 or errno. */
 int fm_os_write_all(int fd, const void *buf, size_t len) FM_HIDDEN;
 
+/* A close-on-exec duplicate of fd (numbered 3 or above), or fd itself if that fails. */
+int fm_os_dup_private(int fd) FM_HIDDEN;
+
 /* The value of environment variable name, or NULL if it is unset.  Works before libc
  * has set `environ` (it then reads /proc/self/environ once). */
 const char *fm_os_getenv(const char *name) FM_HIDDEN;

@@ -102,6 +102,14 @@ int fm_os_write_all(int fd, const void *buf, size_t len)
     return rc;
 }
 
+int fm_os_dup_private(int fd)
+{
+    int saved = errno;
+    int d = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    errno = saved;
+    return d >= 0 ? d : fd;
+}
+
 /* A copy of /proc/self/environ, for the rare process whose first malloc comes before
  * libc has set `environ`.  It lives in .bss, so it costs nothing unless read. */
 static char proc_env[64 * 1024];
