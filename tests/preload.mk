@@ -1,0 +1,32 @@
+# tests/preload.mk: tests that run real programs under the built libfastmem.so.  The
+# programs in tests/progs are not linked with libfastmem: they get it by LD_PRELOAD.
+check_PROGRAMS += \
+	tests/progs/semantics \
+	tests/progs/fill \
+	tests/progs/threads \
+	tests/progs/foreign \
+	tests/progs/early_main
+check_LTLIBRARIES += tests/progs/libearly.la
+
+tests_progs_semantics_LDFLAGS = -no-install
+tests_progs_fill_LDFLAGS = -no-install
+tests_progs_threads_LDFLAGS = -no-install -pthread
+tests_progs_threads_CFLAGS = $(AM_CFLAGS) -pthread
+tests_progs_foreign_LDFLAGS = -no-install
+tests_progs_early_main_LDFLAGS = -no-install
+tests_progs_early_main_LDADD = tests/progs/libearly.la
+# A shared library (libtool makes check libraries static without an -rpath).
+tests_progs_libearly_la_SOURCES = tests/progs/early.c
+tests_progs_libearly_la_LDFLAGS = -avoid-version -rpath /nowhere
+
+PRELOAD_TESTS = \
+	tests/exports.sh \
+	tests/preload_config.sh \
+	tests/preload_semantics.sh \
+	tests/preload_foreign.sh \
+	tests/preload_early.sh \
+	tests/preload_cap.sh \
+	tests/preload_threads.sh \
+	tests/preload_programs.sh
+TESTS += $(PRELOAD_TESTS)
+EXTRA_DIST += $(PRELOAD_TESTS) tests/preload_lib.sh tests/exports.list

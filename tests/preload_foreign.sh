@@ -1,0 +1,28 @@
+# preload_foreign.sh: a pointer the heap never gave out never reaches the engine, and
+# a damaged heap (double free, pointer into a block) stops the program, saying why.
+. "${FASTMEM_TESTS_SRCDIR:-$(dirname "$0")}/preload_lib.sh"
+prog=$FASTMEM_PROGS/foreign
+for engine in $FASTMEM_ENGINES; do
+    out=$(shim "$engine" "$prog" ignore 2>"$WORK/err")
+    if [ "$out" = ok ] && grep -q "realloc(0x[0-9a-f]*): not a block of this heap" "$WORK/err" &&
+        [ "$(wc -l <"$WORK/err")" -eq 1 ]; then
+        pass "foreign pointers ignored, realloc of one refused with one line [$engine]"
+    else
+        fail "foreign pointers [$engine]: $out / $(cat "$WORK/err")"
+    fi
+    for mode in double interior; do
+        shim "$engine" "$prog" $mode >"$WORK/out" 2>"$WORK/err"
+        status=$?
+        case $mode in
+        double) want="free(0x[0-9a-f]*): double free" ;;
+        interior) want="free(0x[0-9a-f]*): not the start of a live block" ;;
+        esac
+        # 134 = 128 + SIGABRT: the shell's status for a process that aborted
+        if [ $status -eq 134 ] && grep -q "^libfastmem: $want" "$WORK/err" && [ ! -s "$WORK/out" ]; then
+            pass "$mode: aborts with '$(head -c 60 "$WORK/err")...' [$engine]"
+        else
+            fail "$mode [$engine]: status $status, stderr: $(cat "$WORK/err"), stdout: $(cat "$WORK/out")"
+        fi
+    done
+done
+finish
