@@ -8,10 +8,19 @@ check_PROGRAMS += \
 	tests/progs/early_main
 check_LTLIBRARIES += tests/progs/libearly.la
 
+# These programs test malloc itself: the compiler must not treat it as a builtin it
+# may elide or reason about (clang assumes malloc leaves errno alone, and deletes a
+# malloc/free pair whose memory is never read).
+FM_PROG_CFLAGS = $(AM_CFLAGS) -fno-builtin
+tests_progs_semantics_CFLAGS = $(FM_PROG_CFLAGS)
+tests_progs_fill_CFLAGS = $(FM_PROG_CFLAGS)
+tests_progs_foreign_CFLAGS = $(FM_PROG_CFLAGS)
+tests_progs_early_main_CFLAGS = $(FM_PROG_CFLAGS)
+tests_progs_libearly_la_CFLAGS = $(FM_PROG_CFLAGS)
 tests_progs_semantics_LDFLAGS = -no-install
 tests_progs_fill_LDFLAGS = -no-install
 tests_progs_threads_LDFLAGS = -no-install -pthread
-tests_progs_threads_CFLAGS = $(AM_CFLAGS) -pthread
+tests_progs_threads_CFLAGS = $(FM_PROG_CFLAGS) -pthread
 tests_progs_foreign_LDFLAGS = -no-install
 tests_progs_early_main_LDFLAGS = -no-install
 tests_progs_early_main_LDADD = tests/progs/libearly.la
