@@ -5,7 +5,8 @@ check_PROGRAMS += \
 	tests/progs/fill \
 	tests/progs/threads \
 	tests/progs/foreign \
-	tests/progs/early_main
+	tests/progs/early_main \
+	tests/progs/linked
 check_LTLIBRARIES += tests/progs/libearly.la
 
 # These programs test malloc itself: the compiler must not treat it as a builtin it
@@ -24,6 +25,10 @@ tests_progs_threads_CFLAGS = $(FM_PROG_CFLAGS) -pthread
 tests_progs_foreign_LDFLAGS = -no-install
 tests_progs_early_main_LDFLAGS = -no-install
 tests_progs_early_main_LDADD = tests/progs/libearly.la
+# Linked with the library instead of preloaded.
+tests_progs_linked_CFLAGS = $(FM_PROG_CFLAGS)
+tests_progs_linked_LDFLAGS = -no-install
+tests_progs_linked_LDADD = src/libfastmem.la
 # A shared library (libtool makes check libraries static without an -rpath).
 tests_progs_libearly_la_SOURCES = tests/progs/early.c
 tests_progs_libearly_la_LDFLAGS = -avoid-version -rpath /nowhere
@@ -36,6 +41,7 @@ PRELOAD_TESTS = \
 	tests/preload_early.sh \
 	tests/preload_cap.sh \
 	tests/preload_threads.sh \
-	tests/preload_programs.sh
+	tests/preload_programs.sh \
+	tests/linked.sh
 TESTS += $(PRELOAD_TESTS)
 EXTRA_DIST += $(PRELOAD_TESTS) tests/preload_lib.sh tests/exports.list
