@@ -23,6 +23,7 @@ lib_LTLIBRARIES += %D%/libfastmem.la
 
 include_HEADERS += include/fastmem.h
 noinst_HEADERS += \
+	%D%/block.h \
 	%D%/diag.h \
 	%D%/engine.h \
 	%D%/fm.h \

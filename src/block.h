@@ -1,0 +1,475 @@
+/* block.h: the boundary-tag pool both engines manage.  The engines differ only in how
+ * they index free blocks; everything about blocks themselves (layout, splitting,
+ * coalescing, validating pointers, walking the pool) is here, once.
+ *
+ * Block layout.  Every block starts 16-byte aligned with a 16-byte header:
+ *
+ *     b+0   prev_phys   the previous block, valid only while that block is free
+ *     b+8   size        the stride to the next block (a multiple of 16), | flags
+ *     b+16  payload     (a free block keeps its list links here)
+ *
+ * The next block's prev_phys word is only meaningful while this block is free, so a
+ * live block's payload runs over it: usable size = stride - 8, and the whole cost of a
+ * live block is its size word.  The smallest block has a 32-byte stride (24 usable; a
+ * free one needs room for two links).  The pool ends with a sentinel header of size 0
+ * that is never free; growing the pool turns the old sentinel into a free block.
+ *
+ * Free blocks are joined with both physical neighbours as they are freed (the flags
+ * say whether the previous block is free, and prev_phys where it starts), so no two
+ * free blocks are ever adjacent and nothing needs a later defragmentation pass.
+ *
+ * How to use: an engine's instance struct starts with a `struct pool`; the engine
+ * defines the three list operations declared below, then includes this file and
+ * builds its calls from the pool_* functions.  Everything here is static inline, so
+ * each engine gets its own copy specialised to its lists.
+ */
+#ifndef FM_BLOCK_H
+#define FM_BLOCK_H
+
+#include "engine.h"
+
+#include <string.h>
+
+#define HEADER ((size_t)16)
+#define OVERHEAD ((size_t)8)
+#define BLOCK_MIN ((size_t)32)
+#define F_FREE ((size_t)1)
+#define F_PREV_FREE ((size_t)2)
+#define F_MASK ((size_t)15)
+
+/* Splitting.  A free block larger than a request is split only when the remainder is
+ * worth keeping: at least a minimal block and at least 1/2^FM_SPLIT_SHIFT of the
+ * request.  Smaller remainders stay with the block (its usable size says so) instead
+ * of becoming slivers that no later request fits and that cost a list operation each
+ * way; the bound keeps a block's idle tail under 12.5%, where Kamailio's rule (split
+ * only if the remainder exceeds the request) lets it reach 50%.  bench/tune.sh
+ * measures the alternatives; bench/README has the figures. */
+#ifndef FM_SPLIT_SHIFT
+#define FM_SPLIT_SHIFT 3
+#endif
+
+typedef struct block block_t;
+struct block {
+    block_t *prev_phys;
+    size_t size;
+    block_t *next_free;
+    block_t *prev_free;
+};
+
+struct pool {
+    uint64_t magic;
+    char *mem;          /* where the instance starts */
+    size_t bytes;       /* memory managed, from mem */
+    char *start;        /* first block */
+    block_t *sentinel;  /* the zero-size header that ends the pool */
+    uint64_t free_bytes;
+    uint64_t free_blocks;
+    uint64_t used_blocks;
+};
+
+/* The engine's free-block index.  list_insert and list_unlink add and remove a free
+ * block (flags and size already set); list_take returns a free block with a stride
+ * of at least s, already removed from the index, or NULL.  None of them touches the
+ * pool's counters. */
+static void list_insert(struct pool *p, block_t *b);
+static void list_unlink(struct pool *p, block_t *b);
+static block_t *list_take(struct pool *p, size_t s);
+
+/* ---------------------------------------------------------------- block helpers */
+
+static inline size_t bsize(const block_t *b)
+{
+    return b->size & ~F_MASK;
+}
+
+static inline bool is_free(const block_t *b)
+{
+    return (b->size & F_FREE) != 0;
+}
+
+static inline bool prev_is_free(const block_t *b)
+{
+    return (b->size & F_PREV_FREE) != 0;
+}
+
+static inline block_t *next_phys(const block_t *b)
+{
+    return (block_t *)((char *)b + bsize(b));
+}
+
+static inline block_t *at(const void *base, size_t off)
+{
+    return (block_t *)((char *)base + off);
+}
+
+static inline void *to_ptr(block_t *b)
+{
+    return (char *)b + HEADER;
+}
+
+static inline block_t *from_ptr(const void *p)
+{
+    return (block_t *)((char *)p - HEADER);
+}
+
+/* The stride of a block with n usable bytes; n <= FM_MAX_REQUEST. */
+static inline size_t stride_for(size_t n)
+{
+    size_t s = fm_align_up(n + OVERHEAD, FM_ALIGN);
+    return s < BLOCK_MIN ? BLOCK_MIN : s;
+}
+
+static inline int fls64(uint64_t x)
+{
+    return 63 - __builtin_clzll(x);
+}
+
+/* Whether a block of stride have, given out for stride s, should leave its tail free. */
+static inline bool worth_splitting(size_t have, size_t s)
+{
+    size_t rest = have - s;
+    return rest >= BLOCK_MIN && rest >= (s >> FM_SPLIT_SHIFT);
+}
+
+static inline void pool_insert(struct pool *p, block_t *b)
+{
+    list_insert(p, b);
+    p->free_bytes += bsize(b);
+    p->free_blocks++;
+}
+
+static inline void pool_unlink(struct pool *p, block_t *b)
+{
+    list_unlink(p, b);
+    p->free_bytes -= bsize(b);
+    p->free_blocks--;
+}
+
+static inline block_t *pool_take(struct pool *p, size_t s)
+{
+    block_t *b = list_take(p, s);
+    if (b) {
+        p->free_bytes -= bsize(b);
+        p->free_blocks--;
+    }
+    return b;
+}
+
+/* ------------------------------------------------------- splitting and joining */
+
+/* Hand out free block b (already out of the index) with stride s, returning any
+ * remainder worth keeping to the index. */
+static inline void *pool_hand_out(struct pool *p, block_t *b, size_t s)
+{
+    size_t have = bsize(b);
+    if (worth_splitting(have, s)) {
+        block_t *rest = at(b, s);
+        rest->size = (have - s) | F_FREE;
+        b->size = s | (b->size & F_PREV_FREE);
+        next_phys(rest)->prev_phys = rest; /* its F_PREV_FREE is already set: b was free */
+        pool_insert(p, rest);
+    } else {
+        b->size &= ~F_FREE;
+        next_phys(b)->size &= ~F_PREV_FREE;
+    }
+    p->used_blocks++;
+    return to_ptr(b);
+}
+
+/* Make used block b free: join it with free neighbours on both sides and index the
+ * result.  O(1). */
+static inline void pool_release(struct pool *p, block_t *b)
+{
+    p->used_blocks--;
+    if (prev_is_free(b)) {
+        block_t *q = b->prev_phys;
+        pool_unlink(p, q);
+        q->size += bsize(b);
+        b = q;
+    }
+    block_t *n = next_phys(b);
+    if (is_free(n)) {
+        pool_unlink(p, n);
+        b->size += bsize(n);
+        n = next_phys(b);
+    }
+    b->size |= F_FREE;
+    n->prev_phys = b;
+    n->size |= F_PREV_FREE;
+    pool_insert(p, b);
+}
+
+/* Cut used block b down to stride s (<= its own), returning the tail to the index
+ * joined with a free next block, or alone when it is worth keeping. */
+static inline void pool_trim_used(struct pool *p, block_t *b, size_t s)
+{
+    size_t have = bsize(b);
+    block_t *n = next_phys(b);
+    /* A tail of any size can join a free next block; alone it must be worth a block. */
+    if (have == s || (!is_free(n) && !worth_splitting(have, s)))
+        return;
+    block_t *rest = at(b, s);
+    rest->size = have - s;
+    b->size = s | (b->size & F_PREV_FREE);
+    if (is_free(n)) {
+        pool_unlink(p, n);
+        rest->size += bsize(n);
+        n = next_phys(rest);
+    }
+    rest->size |= F_FREE;
+    n->prev_phys = rest;
+    n->size |= F_PREV_FREE;
+    pool_insert(p, rest);
+}
+
+/* What ptr is: 0 for a live block, else an FM_FREE_* code.  Cheap checks only, none
+ * of which reads outside the pool: alignment, range, a sane size, and boundary tags
+ * that agree with the neighbours. */
+static inline int pool_classify(const struct pool *p, const void *ptr)
+{
+    uintptr_t a = (uintptr_t)ptr;
+    if ((a & (FM_ALIGN - 1)) != 0 || a < (uintptr_t)p->start + HEADER ||
+        a >= (uintptr_t)p->sentinel)
+        return FM_FREE_BAD_POINTER;
+    const block_t *b = from_ptr(ptr);
+    size_t s = bsize(b);
+    if ((b->size & (F_MASK & ~(F_FREE | F_PREV_FREE))) != 0 || s < BLOCK_MIN ||
+        s > (size_t)((char *)p->sentinel - (char *)b))
+        return FM_FREE_BAD_POINTER;
+    const block_t *n = next_phys(b);
+    if (is_free(b))
+        return (prev_is_free(n) && n->prev_phys == b) ? FM_FREE_DOUBLE : FM_FREE_BAD_POINTER;
+    if (prev_is_free(n))
+        return FM_FREE_BAD_POINTER;
+    if (prev_is_free(b)) {
+        const block_t *q = b->prev_phys;
+        if ((uintptr_t)q < (uintptr_t)p->start || (uintptr_t)q >= (uintptr_t)b || !is_free(q) ||
+            next_phys(q) != b)
+            return FM_FREE_BAD_POINTER;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ the engine calls */
+
+/* Lay an empty pool over [mem+header, mem+bytes), the engine's own struct (of
+ * `header` bytes, beginning with the struct pool, already zeroed) in front.  Returns
+ * false if the memory cannot hold a single block. */
+static inline bool pool_create(struct pool *p, size_t header, uint64_t magic, size_t bytes)
+{
+    char *mem = (char *)p;
+    char *start = (char *)fm_align_up((uintptr_t)mem + header, FM_ALIGN);
+    char *end = (char *)fm_align_down((uintptr_t)mem + bytes, FM_ALIGN);
+    if (end < start || (size_t)(end - start) < BLOCK_MIN + HEADER)
+        return false;
+    p->magic = magic;
+    p->mem = mem;
+    p->bytes = (size_t)(end - mem);
+    p->start = start;
+    p->sentinel = (block_t *)(end - HEADER);
+    block_t *b = (block_t *)start;
+    b->prev_phys = NULL;
+    b->size = (size_t)((char *)p->sentinel - start);
+    p->sentinel->size = 0;
+    p->used_blocks = 1;
+    pool_release(p, b);
+    return true;
+}
+
+static inline void pool_grow(struct pool *p, size_t bytes)
+{
+    char *end = (char *)fm_align_down((uintptr_t)p->mem + bytes, FM_ALIGN);
+    block_t *old = p->sentinel;
+    fm_assert(end - HEADER >= (char *)old && "a pool only grows");
+    size_t delta = (size_t)(end - HEADER - (char *)old);
+    if (delta < BLOCK_MIN)
+        return;
+    /* The old sentinel becomes a used block spanning the new space, then is freed,
+     * which joins it with a free block before it. */
+    old->size = delta | (old->size & F_PREV_FREE);
+    p->sentinel = at(old, delta);
+    p->sentinel->size = 0;
+    p->bytes = (size_t)(end - p->mem);
+    p->used_blocks++;
+    pool_release(p, old);
+}
+
+static inline void *pool_malloc(struct pool *p, size_t n)
+{
+    if (n > FM_MAX_REQUEST)
+        return NULL;
+    size_t s = stride_for(n);
+    block_t *b = pool_take(p, s);
+    return b ? pool_hand_out(p, b, s) : NULL;
+}
+
+static inline void *pool_memalign(struct pool *p, size_t align, size_t n)
+{
+    fm_assert(fm_is_pow2(align) && align > FM_ALIGN && align <= FM_MAX_ALIGN);
+    if (n > FM_MAX_REQUEST)
+        return NULL;
+    size_t s = stride_for(n);
+    /* Room for the block plus a leading gap that is either empty or big enough to
+     * stand as a free block of its own (gap <= align + 16). */
+    block_t *b = pool_take(p, s + align + BLOCK_MIN);
+    if (b == NULL)
+        return NULL;
+    uintptr_t a = (uintptr_t)to_ptr(b);
+    size_t gap = fm_align_up(a, align) - a;
+    if (gap != 0 && gap < BLOCK_MIN)
+        gap += align;
+    if (gap != 0) {
+        block_t *nb = at(b, gap);
+        nb->size = (bsize(b) - gap) | F_PREV_FREE;
+        nb->prev_phys = b;
+        b->size = gap | (b->size & F_PREV_FREE) | F_FREE;
+        pool_insert(p, b);
+        b = nb;
+    }
+    return pool_hand_out(p, b, s);
+}
+
+static inline bool pool_resize(struct pool *p, void *ptr, size_t n)
+{
+    if (n > FM_MAX_REQUEST)
+        return false;
+    block_t *b = from_ptr(ptr);
+    size_t s = stride_for(n);
+    if (s > bsize(b)) {
+        block_t *nx = next_phys(b);
+        if (!is_free(nx) || bsize(b) + bsize(nx) < s)
+            return false;
+        pool_unlink(p, nx);
+        b->size += bsize(nx);
+        next_phys(b)->size &= ~F_PREV_FREE;
+    }
+    pool_trim_used(p, b, s);
+    return true;
+}
+
+static inline ptrdiff_t pool_free(struct pool *p, void *ptr)
+{
+    int kind = pool_classify(p, ptr);
+    if (fm_unlikely(kind != 0))
+        return kind;
+    block_t *b = from_ptr(ptr);
+    size_t usable = bsize(b) - OVERHEAD;
+    pool_release(p, b);
+    return (ptrdiff_t)usable;
+}
+
+static inline size_t pool_usable_size(const void *ptr)
+{
+    return bsize(from_ptr(ptr)) - OVERHEAD;
+}
+
+/* The counters every engine reports; largest_free is the engine's to fill. */
+static inline void pool_stats(const struct pool *p, struct fm_engine_stats *st)
+{
+    st->pool_bytes = p->bytes;
+    st->free_bytes = p->free_bytes;
+    st->free_blocks = p->free_blocks;
+    st->used_bytes = p->bytes - p->free_bytes;
+    st->used_blocks = p->used_blocks;
+    st->largest_free = 0;
+    st->tail_free = prev_is_free(p->sentinel) ? bsize(p->sentinel->prev_phys) - OVERHEAD : 0;
+}
+
+/* The largest usable size among the free blocks of one list (0 if it is empty). */
+static inline size_t list_largest(const block_t *head)
+{
+    size_t best = 0;
+    for (const block_t *b = head; b; b = b->next_free)
+        if (bsize(b) > best)
+            best = bsize(b);
+    return best ? best - OVERHEAD : 0;
+}
+
+/* pool_free_pages over an engine's array of list heads. */
+static inline size_t pool_free_pages(block_t *const *heads, size_t nheads, size_t page,
+                                     void (*fn)(void *, void *, size_t), void *arg)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < nheads; i++) {
+        for (block_t *b = heads[i]; b; b = b->next_free) {
+            uintptr_t lo = fm_align_up((uintptr_t)b + sizeof(block_t), page);
+            uintptr_t hi = fm_align_down((uintptr_t)b + bsize(b), page);
+            if (hi > lo) {
+                fn(arg, (void *)lo, hi - lo);
+                total += hi - lo;
+            }
+        }
+    }
+    return total;
+}
+
+/* The physical walk of the invariant check: every block inside the pool with a sane
+ * size, boundary tags that agree, no two free blocks adjacent, and counters that
+ * match.  *nfree receives the number of free blocks, for the engine's list check. */
+static inline const char *pool_check_blocks(const struct pool *p, uint64_t magic, uint64_t *nfree)
+{
+    if (p->magic != magic)
+        return "the engine's control block has lost its magic number";
+    uint64_t free_n = 0, used_n = 0, free_bytes = 0;
+    bool prev_free = false;
+    const block_t *prev = NULL;
+    const block_t *b = (const block_t *)p->start;
+    for (;;) {
+        if ((uintptr_t)b < (uintptr_t)p->start || (uintptr_t)b > (uintptr_t)p->sentinel)
+            return "a block lies outside the pool";
+        if (prev_is_free(b) != prev_free)
+            return "a block's prev-free flag disagrees with the block before it";
+        if (prev_free && b->prev_phys != prev)
+            return "a block's prev_phys does not point at the free block before it";
+        if (b == p->sentinel)
+            break;
+        size_t s = bsize(b);
+        if (s < BLOCK_MIN || (b->size & (F_MASK & ~(F_FREE | F_PREV_FREE))) != 0)
+            return "a block has an impossible size";
+        if (s > (size_t)((const char *)p->sentinel - (const char *)b))
+            return "a block runs past the end of the pool";
+        if (is_free(b)) {
+            if (prev_free)
+                return "two free blocks are adjacent (coalescing missed)";
+            free_n++;
+            free_bytes += s;
+        } else {
+            used_n++;
+        }
+        prev_free = is_free(b);
+        prev = b;
+        b = next_phys(b);
+    }
+    if (bsize(p->sentinel) != 0 || is_free(p->sentinel))
+        return "the pool's end sentinel is damaged";
+    if (p->free_blocks != free_n || p->free_bytes != free_bytes || p->used_blocks != used_n)
+        return "the block counters disagree with the pool";
+    *nfree = free_n;
+    return NULL;
+}
+
+/* The check of one free list: links inside the pool, blocks marked free, back links
+ * right, and each block where index_of says it belongs.  *listed counts the blocks
+ * seen, and stops a cycle once it passes nfree. */
+static inline const char *pool_check_list(const struct pool *p, const block_t *head, size_t want,
+                                          size_t (*index_of)(size_t stride), uint64_t nfree,
+                                          uint64_t *listed)
+{
+    const block_t *back = NULL;
+    for (const block_t *f = head; f; f = f->next_free) {
+        if (++*listed > nfree)
+            return "the free lists hold more blocks than the pool (a cycle?)";
+        if ((uintptr_t)f < (uintptr_t)p->start || (uintptr_t)f >= (uintptr_t)p->sentinel)
+            return "a free list points outside the pool";
+        if (!is_free(f))
+            return "a block in a free list is marked used";
+        if (f->prev_free != back)
+            return "a free list's back link is wrong";
+        if (index_of(bsize(f)) != want)
+            return "a free block is in the wrong list for its size";
+        back = f;
+    }
+    return NULL;
+}
+
+#endif
