@@ -4,6 +4,7 @@
 
 const struct fm_engine *const fm_engines[] = {
     &fm_engine_tlsf,
+    &fm_engine_fm,
     NULL,
 };
 

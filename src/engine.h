@@ -82,6 +82,10 @@ struct fm_engine {
     size_t (*free_pages)(void *eng, size_t page, void (*fn)(void *arg, void *start, size_t len),
                          void *arg);
 
+    /* Lines the engine adds to the statistics report (each "libfastmem:   ..." and
+     * newline-terminated) into buf; returns their length.  NULL if it adds none. */
+    size_t (*report)(void *eng, char *buf, size_t size);
+
     /* Walk every invariant; NULL if all hold, else a sentence naming the first broken. */
     const char *(*check)(void *eng);
 };
@@ -100,5 +104,6 @@ size_t fm_engine_describe(char *buf, size_t size) FM_HIDDEN;
 const struct fm_engine *fm_engine_default(void) FM_HIDDEN;
 
 extern const struct fm_engine fm_engine_tlsf FM_HIDDEN;
+extern const struct fm_engine fm_engine_fm FM_HIDDEN;
 
 #endif

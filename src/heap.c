@@ -275,6 +275,16 @@ void fm_heap_stats(struct fm_heap *h, struct fastmem_stats *st)
     fm_format(st->engine, sizeof st->engine, "%s", h->engine->name);
 }
 
+size_t fm_heap_report(struct fm_heap *h, char *buf, size_t size)
+{
+    if (h->engine->report == NULL)
+        return 0;
+    lock(h);
+    size_t n = h->engine->report(h->eng, buf, size);
+    unlock(h);
+    return n;
+}
+
 const char *fm_heap_check(struct fm_heap *h)
 {
     lock(h);

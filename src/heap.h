@@ -82,6 +82,9 @@ size_t fm_heap_trim(struct fm_heap *h) FM_HIDDEN;
 /* A consistent snapshot of the heap's statistics. */
 void fm_heap_stats(struct fm_heap *h, struct fastmem_stats *st) FM_HIDDEN;
 
+/* The engine's own report lines (engine.h), under the lock; 0 if it has none. */
+size_t fm_heap_report(struct fm_heap *h, char *buf, size_t size) FM_HIDDEN;
+
 /* The engine's invariant check, under the lock: NULL if the heap is sound. */
 const char *fm_heap_check(struct fm_heap *h) FM_HIDDEN;
 

@@ -5,6 +5,7 @@ noinst_LTLIBRARIES += %D%/libfastmem_core.la
 %C%_libfastmem_core_la_SOURCES = \
 	%D%/diag.c \
 	%D%/engine.c \
+	%D%/engine_fm.c \
 	%D%/engine_tlsf.c \
 	%D%/heap.c \
 	%D%/init.c \

@@ -30,5 +30,7 @@ int fm_stats_write(struct fm_heap *h, int fd, const char *title)
     char report[FM_STATS_REPORT_MAX];
     fm_heap_stats(h, &st);
     size_t n = fm_stats_format(report, sizeof report, title, &st);
+    if (n < sizeof report)
+        n += fm_heap_report(h, report + n, sizeof report - n);
     return fm_os_write_all(fd, report, n);
 }

@@ -537,6 +537,131 @@ START_TEST(engine_over_buffer_refuses_bad_pointers)
 }
 END_TEST
 
+/* Freeing joins a block with free neighbours on both sides at once. */
+START_TEST(engine_coalesces_both_sides)
+{
+    const struct fm_engine *e = fm_engines[_i];
+    static alignas(16) unsigned char buf[1 << 20];
+    void *eng = e->create(buf, sizeof buf);
+    ck_assert_ptr_nonnull(eng);
+    void *a = e->malloc(eng, 1000), *b = e->malloc(eng, 1000), *c = e->malloc(eng, 1000);
+    void *guard = e->malloc(eng, 1000);
+    ck_assert(a && b && c && guard);
+    struct fm_engine_stats st;
+    e->stats(eng, &st);
+    ck_assert_uint_eq(st.free_blocks, 1); /* the rest of the buffer */
+    ck_assert_int_gt(e->free(eng, a), 0);
+    ck_assert_int_gt(e->free(eng, c), 0);
+    e->stats(eng, &st);
+    ck_assert_uint_eq(st.free_blocks, 3);
+    ck_assert_int_gt(e->free(eng, b), 0); /* joins a before it and c after it */
+    e->stats(eng, &st);
+    ck_assert_uint_eq(st.free_blocks, 2);
+    ck_assert_uint_ge(st.largest_free, 3000);
+    ck_assert_ptr_null(e->check(eng));
+    /* The joined block serves a request as large as the three. */
+    void *big = e->malloc(eng, 3000);
+    ck_assert_ptr_eq(big, a);
+    ck_assert_ptr_null(e->check(eng));
+}
+END_TEST
+
+/* A free block is split only when the remainder is worth a block of its own (at least
+ * 32 bytes and 1/8 of the request); otherwise the whole block is handed out. */
+START_TEST(engine_split_rule)
+{
+    const struct fm_engine *e = fm_engines[_i];
+    static alignas(16) unsigned char buf[1 << 20];
+    void *eng = e->create(buf, sizeof buf);
+    ck_assert_ptr_nonnull(eng);
+    char *hole = e->malloc(eng, 1000);
+    void *guard = e->malloc(eng, 16);
+    ck_assert(hole && guard);
+    ck_assert_uint_eq(e->usable_size(eng, hole), 1000);
+    ck_assert_int_gt(e->free(eng, hole), 0);
+    /* 960 bytes need a 976-byte stride; the 32 left over are under 1/8 of it. */
+    char *p = e->malloc(eng, 960);
+    ck_assert_ptr_eq(p, hole);
+    ck_assert_uint_eq(e->usable_size(eng, p), 1000);
+    ck_assert_int_gt(e->free(eng, p), 0);
+    /* 500 bytes need 512; the 496 left over are kept as a free block. */
+    p = e->malloc(eng, 500);
+    ck_assert_ptr_eq(p, hole);
+    ck_assert_uint_eq(e->usable_size(eng, p), 504);
+    char *q = e->malloc(eng, 480);
+    ck_assert_ptr_eq(q, hole + 512);
+    ck_assert_uint_eq(e->usable_size(eng, q), 488);
+    ck_assert_ptr_null(e->check(eng));
+}
+END_TEST
+
+/* Many same-size blocks freed in order and in reverse, the case that stalled
+ * Kamailio's sorted free lists: every one is freed and the pool is whole again. */
+START_TEST(engine_many_same_size_frees)
+{
+    const struct fm_engine *e = fm_engines[_i];
+    enum { N = 150000 };
+    size_t bytes = (size_t)N * 64 + (1 << 20);
+    void *mem = aligned_alloc(16, bytes);
+    void **p = malloc(N * sizeof *p);
+    ck_assert(mem && p);
+    void *eng = e->create(mem, bytes);
+    ck_assert_ptr_nonnull(eng);
+    for (int round = 0; round < 2; round++) {
+        for (size_t i = 0; i < N; i++) {
+            p[i] = e->malloc(eng, 48);
+            TU_REQUIRE(p[i] != NULL, "block %zu", i);
+            memset(p[i], (int)i, 48);
+        }
+        for (size_t k = 0; k < N; k++) {
+            size_t i = round == 0 ? k : N - 1 - k;
+            TU_REQUIRE(((unsigned char *)p[i])[47] == (unsigned char)i, "block %zu damaged", i);
+            TU_REQUIRE(e->free(eng, p[i]) == 56, "free of block %zu", i);
+        }
+        struct fm_engine_stats st;
+        e->stats(eng, &st);
+        ck_assert_uint_eq(st.free_blocks, 1);
+        ck_assert_uint_eq(st.used_blocks, 0);
+        ck_assert_ptr_null(e->check(eng));
+    }
+    free(p);
+    free(mem);
+}
+END_TEST
+
+/* fm's report names the buckets that hold the most free blocks. */
+START_TEST(fm_report_names_fullest_buckets)
+{
+    const struct fm_engine *e = fm_engine_find("fm");
+    ck_assert_ptr_nonnull(e);
+    ck_assert_ptr_nonnull(e->report);
+    static alignas(16) unsigned char buf[1 << 20];
+    void *eng = e->create(buf, sizeof buf);
+    ck_assert_ptr_nonnull(eng);
+    static void *p[2000];
+    for (int i = 0; i < 2000; i++)
+        ck_assert_ptr_nonnull(p[i] = e->malloc(eng, 40));
+    void *big[3];
+    for (int i = 0; i < 3; i++) {
+        ck_assert_ptr_nonnull(big[i] = e->malloc(eng, 40000));
+        ck_assert_ptr_nonnull(e->malloc(eng, 16)); /* keeps the big ones apart */
+    }
+    for (int i = 0; i < 2000; i += 2)
+        ck_assert_int_gt(e->free(eng, p[i]), 0);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_gt(e->free(eng, big[i]), 0);
+    char out[4096];
+    size_t n = e->report(eng, out, sizeof out);
+    ck_assert_uint_eq(n, strlen(out));
+    ck_assert_msg(strstr(out, "libfastmem:   fm buckets        3 of 2304 size classes hold free blocks") != NULL, "%s", out);
+    /* The fullest first: 1,000 blocks of 40 bytes (48 each; sizes print truncated). */
+    const char *first = strstr(out, "\nlibfastmem:     40 B blocks: 1000 free, 46.8 KiB\n");
+    const char *second = strstr(out, "\nlibfastmem:     35.9 KiB to 39.9 KiB blocks: 3 free");
+    ck_assert_msg(first != NULL && second != NULL && first < second, "%s", out);
+    ck_assert_ptr_null(e->check(eng));
+}
+END_TEST
+
 /* An engine refuses memory too small for its tables, and works on the least it
  * claims to need. */
 START_TEST(engine_minimum_pool)
@@ -746,6 +871,11 @@ START_TEST(engine_names)
     ck_assert_ptr_eq(fm_engine_find("TLSF"), &fm_engine_tlsf);
     ck_assert_ptr_eq(fm_engine_find("Tlsf_Malloc"), &fm_engine_tlsf);
     ck_assert_ptr_eq(fm_engine_find("2"), &fm_engine_tlsf);
+    ck_assert_ptr_eq(fm_engine_find("FM"), &fm_engine_fm);
+    ck_assert_ptr_eq(fm_engine_find("F_Malloc"), &fm_engine_fm);
+    ck_assert_ptr_eq(fm_engine_find("fmalloc"), &fm_engine_fm);
+    ck_assert_ptr_eq(fm_engine_find("0"), &fm_engine_fm);
+    ck_assert_ptr_null(fm_engine_find("f-malloc"));
     ck_assert_ptr_null(fm_engine_find("tlsf "));
     ck_assert_ptr_null(fm_engine_find(""));
     ck_assert_ptr_null(fm_engine_find("bogus"));
@@ -771,6 +901,9 @@ static Suite *engine_suite(void)
     tcase_add_loop_test(tc, random_against_model, 0, n);
     tcase_add_loop_test(tc, engine_over_buffer_refuses_bad_pointers, 0, n);
     tcase_add_loop_test(tc, engine_minimum_pool, 0, n);
+    tcase_add_loop_test(tc, engine_coalesces_both_sides, 0, n);
+    tcase_add_loop_test(tc, engine_split_rule, 0, n);
+    tcase_add_loop_test(tc, engine_many_same_size_frees, 0, n);
     tcase_add_loop_test(tc, heap_foreign_pointer, 0, n);
     tcase_add_loop_test_raise_signal(tc, heap_double_free_aborts, SIGABRT, 0, n);
     tcase_add_loop_test_raise_signal(tc, heap_interior_pointer_aborts, SIGABRT, 0, n);
@@ -781,6 +914,7 @@ static Suite *engine_suite(void)
     TCase *reg = tcase_create("registry");
     tcase_add_test(reg, preload_tests_cover_every_engine);
     tcase_add_test(reg, engine_names);
+    tcase_add_test(reg, fm_report_names_fullest_buckets);
     suite_add_tcase(s, reg);
     return s;
 }

@@ -126,6 +126,12 @@ START_TEST(accepted_environment)
     static const char *const bounds[] = {"MEMSIZE", "256K", NULL};
     ck_assert_int_eq(load(&o, err, sizeof err, bounds), 0);
     ck_assert_uint_eq(o.memsize, FM_MEMSIZE_MIN);
+    static const char *const fm[] = {"MEMMNG", "F_Malloc", NULL};
+    ck_assert_int_eq(load(&o, err, sizeof err, fm), 0);
+    ck_assert_str_eq(o.engine->name, "fm");
+    static const char *const zero[] = {"MEMMNG", "0", NULL};
+    ck_assert_int_eq(load(&o, err, sizeof err, zero), 0);
+    ck_assert_str_eq(o.engine->name, "fm");
     static const char *const top[] = {"MEMSIZE", "64T", "MEMMNG", "2", NULL};
     ck_assert_int_eq(load(&o, err, sizeof err, top), 0);
     ck_assert_uint_eq(o.memsize, FM_MEMSIZE_MAX);
@@ -139,9 +145,9 @@ START_TEST(refused_environment)
     static const struct {
         const char *name, *value, *expected;
     } bad[] = {
-        {"MEMMNG", "bogus", "expected one of tlsf (also tlsf_malloc, 2)"},
+        {"MEMMNG", "bogus", "expected one of tlsf (also tlsf_malloc, 2), fm (also f_malloc, fmalloc, 0)"},
         {"MEMMNG", "", "expected one of tlsf"},
-        {"MEMMNG", "fm", "expected one of tlsf"},
+        {"MEMMNG", "f-malloc", "expected one of tlsf"},
         {"MEMMNG", "3", "expected one of tlsf"},
         {"MEMSIZE", "abc", "expected bytes, or a number with K, M, G or T"},
         {"MEMSIZE", "0", "from 256K to 64T"},

@@ -38,7 +38,7 @@ for value in abc 0 -5 12Q '' 99999999999999999999999 1K 255K 1P 65T ' 64M' '64M 
 done
 for value in maybe '' 2 yess; do refused MEMSTATS "$value"; done
 
-for e in tlsf TLSF Tlsf_Malloc 2; do accepted "" MEMMNG=$e; done
+for e in tlsf TLSF Tlsf_Malloc 2 fm FM f_malloc F_Malloc fmalloc 0; do accepted "" MEMMNG=$e; done
 for e in $FASTMEM_ENGINES; do accepted "" MEMMNG=$e; done
 for s in 67108864 65536K 64M 64m 64MB 64MiB 64mib; do accepted "64 MiB" MEMSIZE=$s; done
 accepted "1 GiB" MEMSIZE=1G

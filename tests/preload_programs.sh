@@ -127,7 +127,8 @@ for engine in $FASTMEM_ENGINES; do
         grep -qE "^libfastmem: statistics at exit of pid [0-9]+ \(python3\), engine $engine$" "$WORK/err" &&
         grep -qE "^libfastmem:   cap +256 MiB " "$WORK/err" &&
         grep -qE "^libfastmem:   calls_malloc +[1-9][0-9]* " "$WORK/err" &&
-        grep -qE "^libfastmem:   failed_cap +0 " "$WORK/err"; then
+        grep -qE "^libfastmem:   failed_cap +0 " "$WORK/err" &&
+        { [ "$engine" != fm ] || grep -qE "^libfastmem:   fm buckets +[1-9][0-9]* of 2304 size classes hold free blocks" "$WORK/err"; }; then
         pass "MEMSTATS=1 report: engine, cap, calls [$engine]"
     else
         fail "MEMSTATS=1 report [$engine]:"
