@@ -34,6 +34,8 @@ struct fm_heap {
     size_t cap;
     size_t committed;                 /* usable bytes from base, page-aligned */
     int (*commit)(void *addr, size_t len); /* makes more usable; NULL if all is */
+    char *populated;                  /* pages below are faulted in (populate-ahead) */
+    bool populate;                    /* populate ahead of small blocks */
     struct fm_counters c;
 };
 

@@ -1,10 +1,13 @@
 /* os_linux.c: the Linux side of os.h. */
 #include "os.h"
 
+#include <stdatomic.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -48,6 +51,23 @@ int fm_os_reset(void *addr, size_t size)
     int saved = errno;
     int rc = madvise(addr, size, MADV_DONTNEED) == 0 ? 0 : errno;
     errno = saved;
+    return rc;
+}
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+
+int fm_os_populate(void *addr, size_t size)
+{
+    static _Atomic bool unsupported;
+    if (atomic_load_explicit(&unsupported, memory_order_relaxed))
+        return EINVAL;
+    int saved = errno;
+    int rc = madvise(addr, size, MADV_POPULATE_WRITE) == 0 ? 0 : errno;
+    errno = saved;
+    if (rc == EINVAL)
+        atomic_store_explicit(&unsupported, true, memory_order_relaxed);
     return rc;
 }
 

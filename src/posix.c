@@ -49,9 +49,8 @@ void fm_free(void *p)
     struct fm_heap *h = fm_main_heap_if_ready();
     if (h == NULL)
         return; /* no heap yet, so p cannot be ours */
-    int saved = errno;
+    /* free keeps errno: nothing on this path sets it (os.h's calls preserve it). */
     fm_heap_free(h, p, "free");
-    errno = saved;
 }
 
 /* n * size, or false (having counted an impossible request and set ENOMEM). */

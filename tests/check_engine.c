@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdalign.h>
+#include <sys/mman.h>
 
 #define MiB ((size_t)1 << 20)
 #define GiB ((size_t)1 << 30)
@@ -662,6 +663,40 @@ START_TEST(fm_report_names_fullest_buckets)
 }
 END_TEST
 
+static bool resident(const void *addr)
+{
+    size_t page = fm_os_page_size();
+    unsigned char v = 0;
+    ck_assert_int_eq(mincore((void *)fm_align_down((uintptr_t)addr, page), page, &v), 0);
+    return (v & 1) != 0;
+}
+
+/* The private heap faults in the pages just past a small block in one call, so a run
+ * of small allocations does not take a page fault every few calls; a large block's
+ * pages stay untouched until the program touches them. */
+START_TEST(populate_ahead_of_small_blocks)
+{
+    struct fixture f;
+    heap_open(&f, _i, 64 * MiB);
+    char *small = fm_heap_malloc(&f.h, 100);
+    char *large = fm_heap_malloc(&f.h, 8 * MiB);
+    ck_assert(small && large);
+    int supported = fm_os_populate(small, fm_os_page_size()) != EINVAL;
+    if (supported) {
+        for (size_t off = 0; off < 64 * 1024; off += fm_os_page_size())
+            TU_REQUIRE(resident(small + 100 + off), "page %zu past a small block not populated", off);
+        ck_assert(!resident(large + 4 * MiB));
+    }
+    ck_assert(!resident(large + 7 * MiB));
+    memset(large, 1, 8 * MiB);
+    ck_assert(resident(large + 7 * MiB));
+    must_free(&f, small);
+    must_free(&f, large);
+    assert_sound(&f);
+    heap_close(&f);
+}
+END_TEST
+
 /* An engine refuses memory too small for its tables, and works on the least it
  * claims to need. */
 START_TEST(engine_minimum_pool)
@@ -902,6 +937,7 @@ static Suite *engine_suite(void)
     tcase_add_loop_test(tc, engine_over_buffer_refuses_bad_pointers, 0, n);
     tcase_add_loop_test(tc, engine_minimum_pool, 0, n);
     tcase_add_loop_test(tc, engine_coalesces_both_sides, 0, n);
+    tcase_add_loop_test(tc, populate_ahead_of_small_blocks, 0, n);
     tcase_add_loop_test(tc, engine_split_rule, 0, n);
     tcase_add_loop_test(tc, engine_many_same_size_frees, 0, n);
     tcase_add_loop_test(tc, heap_foreign_pointer, 0, n);
