@@ -19,7 +19,7 @@
  * free blocks are ever adjacent and nothing needs a later defragmentation pass.
  *
  * How to use: an engine's instance struct starts with a `struct pool`; the engine
- * defines the three list operations declared below, then includes this file and
+ * defines the list operations declared below, then includes this file and
  * builds its calls from the pool_* functions.  Everything here is static inline, so
  * each engine gets its own copy specialised to its lists.
  */
@@ -43,7 +43,8 @@
  * of becoming slivers that no later request fits and that cost a list operation each
  * way; the bound keeps a block's idle tail under 12.5%, where Kamailio's rule (split
  * only if the remainder exceeds the request) lets it reach 50%.  bench/tune.sh
- * measures the alternatives; bench/README has the figures. */
+ * measures the alternatives (building with other values of these macros); bench/README
+ * has the figures. */
 #ifndef FM_SPLIT_SHIFT
 #define FM_SPLIT_SHIFT 3
 #endif
@@ -69,11 +70,13 @@ struct pool {
 
 /* The engine's free-block index.  list_insert and list_unlink add and remove a free
  * block (flags and size already set); list_take returns a free block with a stride
- * of at least s, already removed from the index, or NULL.  None of them touches the
- * pool's counters. */
+ * of at least s, already removed from the index, or NULL; list_same says whether two
+ * strides share a list.  None of them touches the pool's counters. */
 static void list_insert(struct pool *p, block_t *b);
 static void list_unlink(struct pool *p, block_t *b);
 static block_t *list_take(struct pool *p, size_t s);
+/* Whether free blocks of strides a and b belong in the same list. */
+static inline bool list_same(size_t a, size_t b);
 
 /* ---------------------------------------------------------------- block helpers */
 
@@ -128,7 +131,11 @@ static inline int fls64(uint64_t x)
 static inline bool worth_splitting(size_t have, size_t s)
 {
     size_t rest = have - s;
+#ifdef FM_BENCH_KAMAILIO_SPLIT /* bench/tune.sh only: MEM_FRAG_AVOIDANCE, for comparison */
+    return rest >= BLOCK_MIN && (rest >= s + 48 || rest > 48 + 32768);
+#else
     return rest >= BLOCK_MIN && rest >= (s >> FM_SPLIT_SHIFT);
+#endif
 }
 
 static inline void pool_insert(struct pool *p, block_t *b)
@@ -177,23 +184,35 @@ static inline void *pool_hand_out(struct pool *p, block_t *b, size_t s)
 }
 
 /* Make used block b free: join it with free neighbours on both sides and index the
- * result.  O(1). */
+ * result.  O(1).  When the block before absorbs b and stays in its list (the list
+ * covers the joined size too, as a range bucket mostly does), it is not moved: that
+ * keeps tearing down a structure in allocation order to a size update per free. */
 static inline void pool_release(struct pool *p, block_t *b)
 {
     p->used_blocks--;
-    if (prev_is_free(b)) {
-        block_t *q = b->prev_phys;
-        pool_unlink(p, q);
-        q->size += bsize(b);
-        b = q;
-    }
-    block_t *n = next_phys(b);
+    size_t s = bsize(b);
+    block_t *n = at(b, s);
     if (is_free(n)) {
         pool_unlink(p, n);
-        b->size += bsize(n);
-        n = next_phys(b);
+        s += bsize(n);
+        n = at(b, s);
     }
-    b->size |= F_FREE;
+    if (prev_is_free(b)) {
+        block_t *q = b->prev_phys;
+        size_t joined = bsize(q) + s;
+        if (list_same(bsize(q), joined)) {
+            q->size += s;
+            p->free_bytes += s;
+        } else {
+            pool_unlink(p, q);
+            q->size += s;
+            pool_insert(p, q);
+        }
+        n->prev_phys = q;
+        n->size |= F_PREV_FREE;
+        return;
+    }
+    b->size = s | F_FREE; /* b's F_PREV_FREE is clear here */
     n->prev_phys = b;
     n->size |= F_PREV_FREE;
     pool_insert(p, b);

@@ -33,8 +33,13 @@
 #include "block.h"
 #include "diag.h"
 
+/* bench/tune.sh builds other values to measure the choice. */
+#ifndef FM_EXACT_LOG2
+#define FM_EXACT_LOG2 15
+#endif
+
 enum {
-    EXACT_LOG2 = 15,               /* exact buckets below 32 KiB */
+    EXACT_LOG2 = FM_EXACT_LOG2,    /* exact buckets below 32 KiB */
     NEXACT = 1 << (EXACT_LOG2 - 4), /* 2,048 (indices 0 and 1 stay empty) */
     SUB_LOG2 = 3,                  /* 8 sub-buckets per power of two above */
     TOP_LOG2 = 47,                 /* strides are below 2^47 */
@@ -45,7 +50,8 @@ enum {
 #define FM_MAGIC 0x464d464d414c4c31ULL /* "FMFMALL1" */
 #define EXACT_LIMIT ((size_t)1 << EXACT_LOG2)
 
-_Static_assert(NBUCKETS == 2304, "the layout the comment above describes");
+_Static_assert(FM_EXACT_LOG2 != 15 || NBUCKETS == 2304, "the layout the comment above describes");
+_Static_assert(FM_EXACT_LOG2 >= 8 && FM_EXACT_LOG2 <= 15, "exact range: the bitmap has at most 64 words");
 _Static_assert(NWORDS <= 64, "the summary bitmap is one 64-bit word");
 _Static_assert(FM_MAX_REQUEST + FM_MAX_ALIGN + 64 < ((size_t)1 << TOP_LOG2),
                "every request a heap passes on maps to a bucket");
@@ -106,6 +112,11 @@ static inline size_t first_at_or_above(const struct fm *f, size_t i)
 }
 
 /* ----------------------------------------------------------------- free lists */
+
+static inline bool list_same(size_t a, size_t b)
+{
+    return bucket_of(a) == bucket_of(b);
+}
 
 static void list_insert(struct pool *p, block_t *b)
 {

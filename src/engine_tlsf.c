@@ -55,7 +55,7 @@ static inline void mapping(size_t size, int *fl, int *sl)
     }
 }
 
-static size_t list_index(size_t size)
+static inline size_t list_index(size_t size)
 {
     int fl, sl;
     mapping(size, &fl, &sl);
@@ -63,6 +63,11 @@ static size_t list_index(size_t size)
 }
 
 /* ----------------------------------------------------------------- free lists */
+
+static inline bool list_same(size_t a, size_t b)
+{
+    return list_index(a) == list_index(b);
+}
 
 static void list_insert(struct pool *p, block_t *b)
 {
