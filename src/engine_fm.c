@@ -13,10 +13,11 @@
  *
  * Why exact lists up to 32 KiB: most of what C services allocate is small, and an
  * exact bucket both fits without a search and leaves nothing to split.  bench/tune.sh
- * measured the frontier (the pool a workload needed) against the live peak with the
- * exact range ending at 1 KiB, 4 KiB and 32 KiB: 32 KiB needed 2-14% less pool on the
- * server-like and SIP-like traces (bench/README).  The price is table size: 2,304
- * list heads, 18 KiB, in front of the pool.
+ * measured the pool a trace needs over its peak live bytes with the exact range
+ * ending at 1 KiB, 4 KiB and 32 KiB: 32 KiB needed 3% less on a server-like trace and
+ * the same on a SIP-like one (bench/README).  The price is table size: 2,304 list
+ * heads, 18 KiB, in front of the pool.  Past 32 KiB the bitmap would need more than
+ * the 64 words one summary word covers.
  *
  * Above 32 KiB a sub-bucket spans 1/8 of its power of two, so blocks in a request's
  * own bucket may be too small.  malloc searches from the next bucket up (any block

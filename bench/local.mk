@@ -1,0 +1,18 @@
+# bench/: allocation workloads and the runner that compares allocators on them
+# (bench/README).  `make bench` builds the workloads program and runs every
+# allocator; BENCH_ARGS passes options to bench/run.sh (BENCH_ARGS="-r 3 glibc fm").
+# Run it in a plain build: a sanitizer build measures the sanitizer.
+EXTRA_PROGRAMS = bench/workloads
+bench_workloads_SOURCES = bench/workloads.c
+bench_workloads_CFLAGS = $(FM_STD_CFLAGS) $(FM_WARN_CFLAGS) -O2
+bench_workloads_LDFLAGS =
+
+EXTRA_DIST += bench/README bench/run.sh bench/tune.sh
+CLEANFILES += $(EXTRA_PROGRAMS)
+
+bench: bench/workloads$(EXEEXT) src/libfastmem.la
+	FASTMEM_LIB='$(abs_top_builddir)/src/.libs/libfastmem.so' \
+	WORKLOADS_BIN='$(abs_top_builddir)/bench/workloads$(EXEEXT)' \
+	bash '$(srcdir)/bench/run.sh' $(BENCH_ARGS)
+
+.PHONY: bench

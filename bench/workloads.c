@@ -1,0 +1,261 @@
+/* workloads.c: allocation workloads for comparing allocators.
+ *
+ *   workloads WORKLOAD [SCALE]
+ *
+ * runs one workload through plain malloc/free, so that the allocator under test is
+ * whatever the process links or has preloaded (bench/run.sh chooses), and prints one
+ * line of key=value pairs.  SCALE (default 1) multiplies the work.
+ *
+ *   same-inorder  1,000,000 blocks of 64 bytes allocated, then freed in allocation
+ *                 order (the pattern of a table built and then torn down)
+ *   same-random   the same, freed in random order (a cache flushed piecemeal)
+ *   churn         20,000 live blocks of mixed sizes (mostly small, a few up to
+ *                 64 KiB); 4,000,000 times, a random one is freed and replaced
+ *   fragment      phases of small and larger blocks, most of each freed in random
+ *                 order before the next: peak RSS over peak live bytes
+ *
+ * Keys: ns_per_call (all malloc and free calls), malloc_ns and free_ns (the two
+ * phases of same-*), peak_live (bytes requested and not yet freed, at most),
+ * rss_peak (VmHWM growth during the workload) and rss_over_live.  Every block is
+ * written when allocated and checked before it is freed, as a program would use it,
+ * so an allocator cannot win by leaving pages untouched.
+ *
+ * Bookkeeping arrays are allocated and touched before the clock starts.
+ */
+#define _GNU_SOURCE
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
+
+static uint64_t rng(void)
+{
+    uint64_t x = rng_state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    rng_state = x;
+    return x * 0x2545f4914f6cdd1dULL;
+}
+
+static double now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+/* VmHWM (peak resident set) in bytes. */
+static uint64_t rss_peak(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    uint64_t kb = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %lu kB", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb * 1024;
+}
+
+static void *xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n, size);
+    if (p == NULL) {
+        fprintf(stderr, "workloads: out of memory for bookkeeping\n");
+        exit(2);
+    }
+    memset(p, 0, n * size);
+    return p;
+}
+
+static void *must_malloc(size_t n)
+{
+    void *p = malloc(n);
+    if (p == NULL) {
+        fprintf(stderr, "workloads: malloc(%zu) failed\n", n);
+        exit(2);
+    }
+    return p;
+}
+
+/* Write the block's first and last byte with a tag, and check them before freeing. */
+static inline void mark(void *p, size_t n, unsigned char tag)
+{
+    ((unsigned char *)p)[0] = tag;
+    ((unsigned char *)p)[n - 1] = tag;
+}
+
+static inline void check(const void *p, size_t n, unsigned char tag)
+{
+    if (((const unsigned char *)p)[0] != tag || ((const unsigned char *)p)[n - 1] != tag) {
+        fprintf(stderr, "workloads: a block was damaged\n");
+        exit(3);
+    }
+}
+
+static void shuffle(uint32_t *a, size_t n)
+{
+    for (size_t i = n - 1; i > 0; i--) {
+        size_t j = rng() % (i + 1);
+        uint32_t t = a[i];
+        a[i] = a[j];
+        a[j] = t;
+    }
+}
+
+static void same_size(const char *name, size_t scale, int random_order)
+{
+    size_t n = 1000000 * scale;
+    const size_t size = 64;
+    void **p = xcalloc(n, sizeof *p);
+    uint32_t *order = xcalloc(n, sizeof *order);
+    for (size_t i = 0; i < n; i++)
+        order[i] = (uint32_t)i;
+    if (random_order)
+        shuffle(order, n);
+    double t0 = now_ns();
+    for (size_t i = 0; i < n; i++) {
+        p[i] = must_malloc(size);
+        mark(p[i], size, (unsigned char)i);
+    }
+    double t1 = now_ns();
+    for (size_t k = 0; k < n; k++) {
+        size_t i = order[k];
+        check(p[i], size, (unsigned char)i);
+        free(p[i]);
+    }
+    double t2 = now_ns();
+    printf("workload=%s calls=%zu ns_per_call=%.2f malloc_ns=%.2f free_ns=%.2f\n", name, 2 * n,
+           (t2 - t0) / (double)(2 * n), (t1 - t0) / (double)n, (t2 - t1) / (double)n);
+}
+
+/* A size as a service's allocations are spread: mostly small strings and structs. */
+static size_t mixed_size(void)
+{
+    uint64_t r = rng();
+    unsigned pick = (unsigned)(r % 100);
+    r >>= 8;
+    if (pick < 60)
+        return 8 + r % 120;       /* 8..127 */
+    if (pick < 85)
+        return 128 + r % 896;     /* 128..1023 */
+    if (pick < 97)
+        return 1024 + r % 7168;   /* 1 KiB..8 KiB */
+    return 8192 + r % 57344;      /* 8 KiB..64 KiB */
+}
+
+static void churn(size_t scale)
+{
+    const size_t live = 20000;
+    size_t ops = 4000000 * scale;
+    void **p = xcalloc(live, sizeof *p);
+    size_t *sz = xcalloc(live, sizeof *sz);
+    double t0 = now_ns();
+    for (size_t i = 0; i < live; i++) {
+        sz[i] = mixed_size();
+        p[i] = must_malloc(sz[i]);
+        mark(p[i], sz[i], (unsigned char)i);
+    }
+    for (size_t k = 0; k < ops; k++) {
+        size_t i = rng() % live;
+        check(p[i], sz[i], (unsigned char)i);
+        free(p[i]);
+        sz[i] = mixed_size();
+        p[i] = must_malloc(sz[i]);
+        mark(p[i], sz[i], (unsigned char)i);
+    }
+    for (size_t i = 0; i < live; i++)
+        free(p[i]);
+    double t1 = now_ns();
+    size_t calls = 2 * (live + ops);
+    printf("workload=churn calls=%zu ns_per_call=%.2f\n", calls, (t1 - t0) / (double)calls);
+}
+
+/* Phases that leave holes: a million small blocks, three quarters freed at random;
+ * then 100,000 larger ones that the small holes cannot hold, three quarters freed;
+ * then small ones again, which should fill the holes rather than grow the heap. */
+static void fragment(size_t scale)
+{
+    size_t n = 1000000 * scale;
+    void **p = xcalloc(n, sizeof *p);
+    size_t *sz = xcalloc(n, sizeof *sz);
+    uint32_t *order = xcalloc(n, sizeof *order);
+    uint64_t base = rss_peak();
+    uint64_t live = 0, peak = 0, calls = 0;
+    double t0 = now_ns();
+    static const struct {
+        size_t count, lo, span;
+    } phases[] = {{1000000, 16, 240}, {100000, 1024, 3072}, {1000000, 16, 496}};
+    size_t used = 0; /* slots in use, from 0 */
+    for (size_t ph = 0; ph < sizeof phases / sizeof phases[0]; ph++) {
+        size_t count = phases[ph].count * scale;
+        if (used + count > n) {
+            /* reuse freed slots */
+            size_t w = 0;
+            for (size_t i = 0; i < used; i++)
+                if (p[i]) {
+                    p[w] = p[i];
+                    sz[w] = sz[i];
+                    w++;
+                }
+            used = w;
+        }
+        size_t first = used;
+        for (size_t k = 0; k < count && used < n; k++, used++) {
+            sz[used] = phases[ph].lo + rng() % phases[ph].span;
+            p[used] = must_malloc(sz[used]);
+            mark(p[used], sz[used], (unsigned char)used);
+            live += sz[used];
+            calls++;
+            if (live > peak)
+                peak = live;
+        }
+        /* free three quarters of this phase's blocks, in random order */
+        size_t m = used - first;
+        for (size_t k = 0; k < m; k++)
+            order[k] = (uint32_t)(first + k);
+        shuffle(order, m);
+        for (size_t k = 0; k < m * 3 / 4; k++) {
+            size_t i = order[k];
+            check(p[i], sz[i], (unsigned char)i);
+            free(p[i]);
+            p[i] = NULL;
+            live -= sz[i];
+            calls++;
+        }
+    }
+    double t1 = now_ns();
+    uint64_t rss = rss_peak() - base;
+    printf("workload=fragment calls=%llu ns_per_call=%.2f peak_live=%llu rss_peak=%llu rss_over_live=%.3f\n",
+           (unsigned long long)calls, (t1 - t0) / (double)calls, (unsigned long long)peak,
+           (unsigned long long)rss, (double)rss / (double)peak);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: workloads same-inorder|same-random|churn|fragment [SCALE]\n");
+        return 2;
+    }
+    size_t scale = argc > 2 ? strtoul(argv[2], NULL, 10) : 1;
+    if (scale == 0)
+        scale = 1;
+    if (strcmp(argv[1], "same-inorder") == 0)
+        same_size(argv[1], scale, 0);
+    else if (strcmp(argv[1], "same-random") == 0)
+        same_size(argv[1], scale, 1);
+    else if (strcmp(argv[1], "churn") == 0)
+        churn(scale);
+    else if (strcmp(argv[1], "fragment") == 0)
+        fragment(scale);
+    else {
+        fprintf(stderr, "workloads: unknown workload '%s'\n", argv[1]);
+        return 2;
+    }
+    return 0;
+}
