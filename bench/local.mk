@@ -7,7 +7,7 @@ bench_workloads_SOURCES = bench/workloads.c
 bench_workloads_CFLAGS = $(FM_STD_CFLAGS) $(FM_WARN_CFLAGS) -O2
 bench_workloads_LDFLAGS =
 
-EXTRA_DIST += bench/README bench/run.sh bench/tune.sh
+EXTRA_DIST += bench/README bench/run.sh bench/tune.c bench/tune.sh
 CLEANFILES += $(EXTRA_PROGRAMS)
 
 bench: bench/workloads$(EXEEXT) src/libfastmem.la
