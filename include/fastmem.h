@@ -3,7 +3,7 @@
  * Preloaded (LD_PRELOAD=libfastmem.so), libfastmem replaces the whole malloc family of
  * a program and serves it from one pool of MEMSIZE bytes, managed by the engine MEMMNG
  * names.  This header adds what a program can ask of it directly: the statistics of
- * that pool.  Link with `pkg-config --cflags --libs fastmem`.  See libfastmem(7) and
+ * that pool, and a heap in shared memory for a process and the processes it forks.  Link with `pkg-config --cflags --libs fastmem`.  See libfastmem(7) and
  * fastmem_stats(3).
  */
 #ifndef FASTMEM_H
@@ -42,7 +42,8 @@ extern "C" {
     X(failed_cap,     N, "requests refused with ENOMEM: no room left under the cap")       \
     X(failed_invalid, N, "requests refused as impossible (size overflow, bad alignment)")  \
     X(foreign_frees,  N, "frees of pointers the heap never gave out, ignored")             \
-    X(trimmed,        B, "given back to the kernel by malloc_trim")
+    X(trimmed,        B, "given back to the kernel by malloc_trim")                        \
+    X(recovered,      N, "times a process died holding a shared heap's lock, recovered")
 
 struct fastmem_stats {
     char engine[16]; /* the engine's MEMMNG name, NUL-terminated */
@@ -63,6 +64,48 @@ int fastmem_stats_print(int fd);
 
 /* The version of the library actually loaded, e.g. "0.1.0". */
 const char *fastmem_version(void);
+
+/* ------------------------------------------------------------------ shared memory
+ *
+ * One heap in one shared mapping, made by shm_init before fork: every process forked
+ * after it sees the region at the same address, so pointers stored inside it are
+ * valid in all of them, and any of them may allocate and free in it.  The size given
+ * to shm_init is a hard cap.  The engine is the one MEMMNG names (default tlsf).
+ * Every call takes a robust process-shared lock kept in the region; a process killed
+ * while holding it is detected by the next caller, which repairs the heap's index and
+ * checks it.  See shm_malloc(3).
+ */
+
+/* shm_init_flags: lock the region in RAM (mlock; Kamailio's mlock_pages). */
+#define FASTMEM_SHM_LOCK 1u
+/* shm_init_flags: touch every page now (Kamailio's shm_force_alloc). */
+#define FASTMEM_SHM_PREFAULT 2u
+
+/* Make the region: size bytes (rounded up to a page).  0, or -1 with errno: EINVAL
+ * (size 0, too small for the engine's tables, or past 64 TiB; MEMMNG not an engine),
+ * EBUSY (the region exists), ENOMEM (the kernel refused the mapping, or, with
+ * FASTMEM_SHM_LOCK, RLIMIT_MEMLOCK is too low), EPERM (mlock not permitted). */
+int shm_init(size_t size);
+int shm_init_flags(size_t size, unsigned flags);
+
+void *shm_malloc(size_t size);                 /* NULL with ENOMEM when full */
+void *shm_calloc(size_t nmemb, size_t size);
+void *shm_realloc(void *ptr, size_t size);     /* keeps the contents; on failure ptr stays */
+void shm_free(void *ptr);
+char *shm_strdup(const char *s);
+size_t shm_usable_size(const void *ptr);      /* 0 if ptr is not a live block of the region */
+
+/* Unmap the region in this process.  Other processes keep their mapping. */
+void shm_destroy(void);
+
+/* The region's statistics, in the private heap's form (fastmem_stats_get), and its
+ * report.  -1 with errno EINVAL before shm_init. */
+int shm_stats_get(struct fastmem_stats *st, size_t size);
+int shm_stats_print(int fd);
+
+/* Walk every invariant of the region's heap: 0 if it is sound, else -1 with errno EIO
+ * (and one line on stderr naming what is broken), or EINVAL before shm_init. */
+int shm_check(void);
 
 #ifdef __cplusplus
 }

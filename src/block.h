@@ -30,6 +30,17 @@
 
 #include <string.h>
 
+/* Crash order.  A shared heap outlives a process killed in the middle of a call, and
+ * the next process rebuilds the free-block index from the blocks' size words alone
+ * (pool_rebuild).  So every change to the chain of blocks is made by one 8-byte
+ * store of a size word, the commit point, after every header it makes visible is
+ * written; commit_point() keeps the compiler from moving those writes past it (x86
+ * and ARM both keep one CPU's stores in program order for the CPU itself, which is
+ * all a killed process needs).  Flags other than F_FREE, prev_phys links, the lists
+ * and the counters are rebuilt, so their order does not matter.  A process killed
+ * between commit points leaks at worst the block it was handing out. */
+#define commit_point() __asm__ __volatile__("" ::: "memory")
+
 #define HEADER ((size_t)16)
 #define OVERHEAD ((size_t)8)
 #define BLOCK_MIN ((size_t)32)
@@ -75,6 +86,8 @@ struct pool {
 static void list_insert(struct pool *p, block_t *b);
 static void list_unlink(struct pool *p, block_t *b);
 static block_t *list_take(struct pool *p, size_t s);
+/* Empty every list. */
+static void list_clear(struct pool *p);
 /* Whether free blocks of strides a and b belong in the same list. */
 static inline bool list_same(size_t a, size_t b);
 
@@ -172,6 +185,7 @@ static inline void *pool_hand_out(struct pool *p, block_t *b, size_t s)
     if (worth_splitting(have, s)) {
         block_t *rest = at(b, s);
         rest->size = (have - s) | F_FREE;
+        commit_point();
         b->size = s | (b->size & F_PREV_FREE);
         next_phys(rest)->prev_phys = rest; /* its F_PREV_FREE is already set: b was free */
         pool_insert(p, rest);
@@ -224,18 +238,18 @@ static inline void pool_trim_used(struct pool *p, block_t *b, size_t s)
 {
     size_t have = bsize(b);
     block_t *n = next_phys(b);
+    bool join = is_free(n);
     /* A tail of any size can join a free next block; alone it must be worth a block. */
-    if (have == s || (!is_free(n) && !worth_splitting(have, s)))
+    if (have == s || (!join && !worth_splitting(have, s)))
         return;
     block_t *rest = at(b, s);
-    rest->size = have - s;
+    size_t rs = have - s + (join ? bsize(n) : 0);
+    rest->size = rs | F_FREE;
+    commit_point();
     b->size = s | (b->size & F_PREV_FREE);
-    if (is_free(n)) {
-        pool_unlink(p, n);
-        rest->size += bsize(n);
-        n = next_phys(rest);
-    }
-    rest->size |= F_FREE;
+    if (join)
+        pool_unlink(p, n); /* its header is inside rest now, but still reads as before */
+    n = at(rest, rs);
     n->prev_phys = rest;
     n->size |= F_PREV_FREE;
     pool_insert(p, rest);
@@ -341,6 +355,7 @@ static inline void *pool_memalign(struct pool *p, size_t align, size_t n)
         block_t *nb = at(b, gap);
         nb->size = (bsize(b) - gap) | F_PREV_FREE;
         nb->prev_phys = b;
+        commit_point();
         b->size = gap | (b->size & F_PREV_FREE) | F_FREE;
         pool_insert(p, b);
         b = nb;
@@ -420,6 +435,57 @@ static inline size_t pool_free_pages(block_t *const *heads, size_t nheads, size_
         }
     }
     return total;
+}
+
+/* After a process died mid-call (see commit_point): re-derive everything from the
+ * chain of size words.  The chain itself is checked (every block inside the pool with
+ * a sane size, the last one ending at the sentinel); the flags and prev_phys links
+ * are set from it, free neighbours joined, the lists rebuilt and the counters
+ * recounted.  Returns NULL, or why the chain cannot be trusted (then nothing has
+ * been indexed). */
+static inline const char *pool_rebuild(struct pool *p, uint64_t magic, uint64_t *live,
+                                       uint64_t *in_use)
+{
+    if (p->magic != magic)
+        return "the engine's control block has lost its magic number";
+    for (block_t *b = (block_t *)p->start; b != p->sentinel; b = next_phys(b)) {
+        size_t s = bsize(b);
+        if (s < BLOCK_MIN || (b->size & (F_MASK & ~(F_FREE | F_PREV_FREE))) != 0 ||
+            s > (size_t)((char *)p->sentinel - (char *)b))
+            return "a block has an impossible size or runs past the end of the pool";
+    }
+    if (bsize(p->sentinel) != 0)
+        return "the pool's end sentinel is damaged";
+    list_clear(p);
+    p->free_bytes = p->free_blocks = p->used_blocks = 0;
+    uint64_t usable = 0;
+    block_t *prev = NULL;
+    for (block_t *b = (block_t *)p->start;;) {
+        bool prev_free = prev != NULL && is_free(prev);
+        if (b != p->sentinel && is_free(b) && prev_free) {
+            block_t *next = next_phys(b);
+            prev->size += bsize(b); /* join: b disappears into prev */
+            b = next;
+            continue;
+        }
+        b->size = (b->size & ~F_PREV_FREE) | (prev_free ? F_PREV_FREE : 0);
+        if (prev_free)
+            b->prev_phys = prev;
+        if (b == p->sentinel)
+            break;
+        if (!is_free(b)) {
+            p->used_blocks++;
+            usable += bsize(b) - OVERHEAD;
+        }
+        prev = b;
+        b = next_phys(b);
+    }
+    for (block_t *b = (block_t *)p->start; b != p->sentinel; b = next_phys(b))
+        if (is_free(b))
+            pool_insert(p, b);
+    *live = p->used_blocks;
+    *in_use = usable;
+    return NULL;
 }
 
 /* The physical walk of the invariant check: every block inside the pool with a sane

@@ -86,6 +86,12 @@ struct fm_engine {
      * newline-terminated) into buf; returns their length.  NULL if it adds none. */
     size_t (*report)(void *eng, char *buf, size_t size);
 
+    /* After a process died in the middle of a call: rebuild the free-block index and
+     * every counter from the blocks themselves.  Stores *live_blocks and *in_use (the
+     * usable bytes of live blocks) and returns NULL, or a sentence saying why the
+     * blocks cannot be trusted. */
+    const char *(*rebuild)(void *eng, uint64_t *live_blocks, uint64_t *in_use);
+
     /* Walk every invariant; NULL if all hold, else a sentence naming the first broken. */
     const char *(*check)(void *eng);
 };

@@ -148,6 +148,14 @@ static void list_unlink(struct pool *p, block_t *b)
     }
 }
 
+static void list_clear(struct pool *p)
+{
+    struct fm *f = (struct fm *)p;
+    f->summary = 0;
+    memset(f->words, 0, sizeof f->words);
+    memset(f->buckets, 0, sizeof f->buckets);
+}
+
 static inline block_t *pop(struct fm *f, size_t i)
 {
     block_t *b = f->buckets[i];
@@ -298,6 +306,11 @@ static size_t index_of(size_t s)
     return bucket_of(s);
 }
 
+static const char *fm_rebuild(void *eng, uint64_t *live, uint64_t *in_use)
+{
+    return pool_rebuild(eng, FM_MAGIC, live, in_use);
+}
+
 static const char *fm_check(void *eng)
 {
     struct fm *f = eng;
@@ -339,5 +352,6 @@ const struct fm_engine fm_engine_fm = {
     .stats = fm_stats,
     .free_pages = fm_free_pages,
     .report = fm_report,
+    .rebuild = fm_rebuild,
     .check = fm_check,
 };

@@ -107,6 +107,14 @@ static void list_unlink(struct pool *p, block_t *b)
     }
 }
 
+static void list_clear(struct pool *p)
+{
+    struct tlsf *t = (struct tlsf *)p;
+    t->fl_bitmap = 0;
+    memset(t->sl_bitmap, 0, sizeof t->sl_bitmap);
+    memset(t->heads, 0, sizeof t->heads);
+}
+
 /* The head of list (fl, sl), taken off it. */
 static inline block_t *pop(struct tlsf *t, int fl, int sl)
 {
@@ -209,6 +217,11 @@ static size_t tlsf_free_pages(void *eng, size_t page, void (*fn)(void *, void *,
     return pool_free_pages(&t->heads[0][0], FL_COUNT * SL_COUNT, page, fn, arg);
 }
 
+static const char *tlsf_rebuild(void *eng, uint64_t *live, uint64_t *in_use)
+{
+    return pool_rebuild(eng, TLSF_MAGIC, live, in_use);
+}
+
 static const char *tlsf_check(void *eng)
 {
     struct tlsf *t = eng;
@@ -248,5 +261,6 @@ const struct fm_engine fm_engine_tlsf = {
     .owns_block = tlsf_owns_block,
     .stats = tlsf_stats,
     .free_pages = tlsf_free_pages,
+    .rebuild = tlsf_rebuild,
     .check = tlsf_check,
 };

@@ -19,20 +19,72 @@
  * per call.  A shared heap is always locked, since other processes use it.  lock()
  * says whether it took the lock, and unlock() is given the answer, so a thread
  * created between the two cannot unbalance them. */
+static void lock_shared(struct fm_heap *h);
+
 static inline bool lock(struct fm_heap *h)
 {
+    if (fm_unlikely(h->shared)) {
+        lock_shared(h);
+        return true;
+    }
 #if HAVE_SYS_SINGLE_THREADED_H
-    if (!h->shared && __libc_single_threaded)
+    if (__libc_single_threaded)
         return false;
 #endif
-    fm_lock_acquire(&h->lock, h->shared);
+    fm_lock_acquire(&h->lock, false);
     return true;
 }
 
 static inline void unlock(struct fm_heap *h, bool held)
 {
-    if (held)
-        fm_lock_release(&h->lock, h->shared);
+    if (fm_unlikely(h->shared))
+        pthread_mutex_unlock(&h->mutex);
+    else if (held)
+        fm_lock_release(&h->lock, false);
+}
+
+/* The previous holder of a shared heap's lock died: make the heap whole again or
+ * mark it damaged.  Called holding the lock. */
+FM_COLD static void recover(struct fm_heap *h)
+{
+    h->c.recovered++;
+    if (h->damaged)
+        return;
+    uint64_t live = 0, in_use = 0;
+    const char *why = h->engine->rebuild(h->eng, &live, &in_use);
+    if (why == NULL)
+        why = h->engine->check(h->eng);
+    if (why != NULL) {
+        h->damaged = true;
+        fm_message("shared heap at %p: a process died holding its lock and left the heap "
+                   "damaged (%s); every further call on it fails with EIO", (void *)h->base, why);
+        return;
+    }
+    h->c.live_blocks = live;
+    h->c.in_use = in_use;
+}
+
+FM_NOINLINE static void lock_shared(struct fm_heap *h)
+{
+    int rc = pthread_mutex_lock(&h->mutex);
+    if (fm_likely(rc == 0))
+        return;
+    if (rc == EOWNERDEAD) {
+        recover(h);
+        pthread_mutex_consistent(&h->mutex);
+        return;
+    }
+    fm_die("shared heap at %p: its lock cannot be taken (error %d)", (void *)h->base, rc);
+}
+
+/* Refuse a call on a damaged heap (shared heaps only); true if refused. */
+static inline bool refused_damaged(struct fm_heap *h, bool held)
+{
+    if (fm_likely(!h->damaged))
+        return false;
+    unlock(h, held);
+    errno = EIO;
+    return true;
 }
 
 static inline size_t eng_bytes(const struct fm_heap *h)
@@ -54,6 +106,15 @@ int fm_heap_init(struct fm_heap *h, const struct fm_engine *e, void *base, size_
     h->populated = h->base;
     /* Only the private heap: a shared region is populated or not as its owner asks. */
     h->populate = !shared && commit != NULL;
+    if (shared) {
+        pthread_mutexattr_t a;
+        if (pthread_mutexattr_init(&a) != 0 ||
+            pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED) != 0 ||
+            pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST) != 0 ||
+            pthread_mutex_init(&h->mutex, &a) != 0)
+            return ENOTSUP;
+        pthread_mutexattr_destroy(&a);
+    }
     if (eng_off >= committed)
         return EINVAL;
     h->eng = e->create(h->base + eng_off, committed - eng_off);
@@ -150,6 +211,8 @@ static void *alloc(struct fm_heap *h, size_t align, size_t size, uint64_t *count
     }
     bool held = lock(h);
     (*count)++;
+    if (refused_damaged(h, held))
+        return NULL;
     void *p = size <= h->cap ? alloc_locked(h, align, size) : NULL;
     if (fm_unlikely(p == NULL))
         h->c.failed_cap++;
@@ -218,6 +281,10 @@ enum fm_free_result fm_heap_free(struct fm_heap *h, void *p, const char *caller)
         return FM_FOREIGN;
     }
     bool held = lock(h);
+    if (fm_unlikely(h->damaged)) {
+        unlock(h, held); /* a damaged heap is left as it is */
+        return FM_FREED;
+    }
     if (fm_unlikely(!free_locked(h, p)))
         bad_pointer(h, held, caller, p);
     unlock(h, held);
@@ -229,6 +296,8 @@ void *fm_heap_realloc(struct fm_heap *h, void *p, size_t size, const char *calle
     fm_assert(fm_heap_owns(h, p) && size != 0);
     bool held = lock(h);
     h->c.calls_realloc++;
+    if (refused_damaged(h, held))
+        return NULL;
     if (fm_unlikely(!h->engine->owns_block(h->eng, p)))
         bad_pointer(h, held, caller, p);
     if (fm_unlikely(size > FM_MAX_REQUEST)) {
@@ -257,8 +326,8 @@ void *fm_heap_realloc(struct fm_heap *h, void *p, size_t size, const char *calle
     /* Copy outside the lock: p and q are both ours alone until p is freed. */
     memcpy(q, p, old < size ? old : size);
     held = lock(h);
-    free_locked(h, p);
-    h->c.calls_free--; /* the caller asked for a realloc, not a free */
+    if (fm_likely(!h->damaged) && free_locked(h, p))
+        h->c.calls_free--; /* the caller asked for a realloc, not a free */
     unlock(h, held);
     return q;
 }
@@ -318,6 +387,7 @@ void fm_heap_stats(struct fm_heap *h, struct fastmem_stats *st)
     st->failed_invalid = c->failed_invalid;
     st->foreign_frees = c->foreign_frees;
     st->trimmed = c->trimmed;
+    st->recovered = c->recovered;
     unlock(h, held);
     fm_format(st->engine, sizeof st->engine, "%s", h->engine->name);
 }
@@ -335,7 +405,8 @@ size_t fm_heap_report(struct fm_heap *h, char *buf, size_t size)
 const char *fm_heap_check(struct fm_heap *h)
 {
     bool held = lock(h);
-    const char *why = h->engine->check(h->eng);
+    const char *why = h->damaged ? "the heap was found damaged after a process died holding its lock"
+                                 : h->engine->check(h->eng);
     unlock(h, held);
     return why;
 }

@@ -10,6 +10,14 @@
  * The engine instance lives at eng (inside the range).  The private heap's struct is a
  * global; a shared heap keeps its struct inside its own region, so every process sees
  * the same lock and counters.
+ *
+ * A shared heap's lock is a robust, process-shared pthread mutex, because a process
+ * may be killed while it holds it: the kernel then hands the lock to the next taker
+ * with EOWNERDEAD, and only a robust mutex gets that notice.  The taker rebuilds the
+ * engine's index from the boundary tags (which every engine keeps consistent at each
+ * store that matters, see block.h), checks every invariant, and goes on; a heap that
+ * fails the check is reported and marked damaged, and from then on every call on it
+ * fails with EIO instead of spreading the damage.
  */
 #ifndef FM_HEAP_H
 #define FM_HEAP_H
@@ -18,16 +26,20 @@
 #include "lock.h"
 
 #include <fastmem.h>
+#include <pthread.h>
 
 struct fm_counters {
     uint64_t in_use, peak_in_use, live_blocks;
     uint64_t calls_malloc, calls_calloc, calls_realloc, calls_aligned, calls_free;
     uint64_t failed_cap, failed_invalid, foreign_frees, trimmed;
+    uint64_t recovered;
 };
 
 struct fm_heap {
-    fm_lock_t lock;
-    bool shared;                      /* the lock is process-shared */
+    fm_lock_t lock;                   /* a private heap's lock */
+    bool shared;                      /* in a region several processes use: see below */
+    bool damaged;                     /* found broken after a holder died: never used again */
+    pthread_mutex_t mutex;            /* a shared heap's lock: robust and process-shared */
     const struct fm_engine *engine;
     void *eng;                        /* the engine instance */
     char *base;                       /* the reserved range */
@@ -89,6 +101,9 @@ size_t fm_heap_report(struct fm_heap *h, char *buf, size_t size) FM_HIDDEN;
 
 /* The engine's invariant check, under the lock: NULL if the heap is sound. */
 const char *fm_heap_check(struct fm_heap *h) FM_HIDDEN;
+
+/* The shm_* region's heap, or NULL before shm_init (shm.c; for the tests). */
+struct fm_heap *fm_shm_heap(void) FM_HIDDEN;
 
 /* Fork: hold the lock across fork() so the child never inherits it held by a thread
  * that does not exist there. */

@@ -13,6 +13,7 @@ noinst_LTLIBRARIES += %D%/libfastmem_core.la
 	%D%/options.c \
 	%D%/os_linux.c \
 	%D%/posix.c \
+	%D%/shm.c \
 	%D%/stats.c
 %C%_libfastmem_core_la_CFLAGS = $(AM_CFLAGS) $(FM_LIB_CFLAGS)
 

@@ -3,7 +3,7 @@
 # the introspection calls that must answer about the pool, and libfastmem's API.
 # And it starts without dlsym: it must not even import it.
 . "${FASTMEM_TESTS_SRCDIR:-$(dirname "$0")}/preload_lib.sh"
-nm -D --defined-only "$FASTMEM_LIB" | awk '$2 ~ /^[TWiV]$/ {print $3}' | sort >"$WORK/exported"
+nm -D --defined-only "$FASTMEM_LIB" | awk '$2 ~ /^[TWiV]$/ {print $3}' | LC_ALL=C sort >"$WORK/exported"
 if diff -u "$FASTMEM_TESTS_SRCDIR/exports.list" "$WORK/exported"; then
     pass "exported symbols are exactly tests/exports.list ($(wc -l <"$WORK/exported") names)"
 else

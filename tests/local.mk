@@ -24,14 +24,19 @@ SH_LOG_COMPILER = bash
 FM_CHECK_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 FM_CHECK_LDADD = src/libfastmem_core.la $(CHECK_LIBS)
 
-check_PROGRAMS += tests/check_engine tests/check_options
-TESTS += tests/check_engine tests/check_options
+check_PROGRAMS += tests/check_engine tests/check_options tests/check_shm
+TESTS += tests/check_engine tests/check_options tests/check_shm
 noinst_HEADERS += tests/testutil.h
 
 tests_check_engine_SOURCES = tests/check_engine.c
 tests_check_engine_CFLAGS = $(FM_CHECK_CFLAGS)
 tests_check_engine_LDADD = $(FM_CHECK_LDADD)
 tests_check_engine_LDFLAGS = -no-install
+
+tests_check_shm_SOURCES = tests/check_shm.c
+tests_check_shm_CFLAGS = $(FM_CHECK_CFLAGS)
+tests_check_shm_LDADD = $(FM_CHECK_LDADD)
+tests_check_shm_LDFLAGS = -no-install
 
 tests_check_options_SOURCES = tests/check_options.c
 tests_check_options_CFLAGS = $(FM_CHECK_CFLAGS)
