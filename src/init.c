@@ -8,6 +8,7 @@
  */
 #include "init.h"
 #include "diag.h"
+#include "libc.h"
 #include "os.h"
 #include "stats.h"
 
@@ -98,6 +99,15 @@ struct fm_heap *fm_init_slow(void)
     if (atomic_compare_exchange_strong(&fm_init_state, &expect, FM_INIT_RUNNING)) {
         int saved = errno;
         atomic_store(&init_thread, fm_os_thread_id());
+        if (!fm_libc_preloaded()) {
+            if (fm_libc_resolve()) {
+                atomic_store_explicit(&fm_init_state, FM_INIT_FORWARD, memory_order_release);
+                errno = saved;
+                return NULL;
+            }
+            fm_message("linked without LD_PRELOAD, but glibc's malloc cannot be found: "
+                       "libfastmem serves malloc");
+        }
         make_process_heap();
         atomic_store_explicit(&fm_init_state, FM_INIT_DONE, memory_order_release);
         /* pthread_atfork may allocate: the heap is ready for it now. */
@@ -109,11 +119,14 @@ struct fm_heap *fm_init_slow(void)
     }
     if (expect == FM_INIT_DONE)
         return &fm_process_heap;
+    if (expect == FM_INIT_FORWARD)
+        return NULL;
     if (atomic_load(&init_thread) == fm_os_thread_id())
         return NULL; /* a call from inside make_process_heap: cannot be served */
-    while (atomic_load_explicit(&fm_init_state, memory_order_acquire) != FM_INIT_DONE)
+    int state;
+    while ((state = atomic_load_explicit(&fm_init_state, memory_order_acquire)) == FM_INIT_RUNNING)
         fm_os_yield();
-    return &fm_process_heap;
+    return state == FM_INIT_DONE ? &fm_process_heap : NULL;
 }
 
 void fm_init_at_exit(void)

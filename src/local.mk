@@ -9,6 +9,7 @@ noinst_LTLIBRARIES += %D%/libfastmem_core.la
 	%D%/engine_tlsf.c \
 	%D%/heap.c \
 	%D%/init.c \
+	%D%/libc.c \
 	%D%/lock.c \
 	%D%/options.c \
 	%D%/os_linux.c \
@@ -31,6 +32,7 @@ noinst_HEADERS += \
 	%D%/fm.h \
 	%D%/heap.h \
 	%D%/init.h \
+	%D%/libc.h \
 	%D%/lock.h \
 	%D%/options.h \
 	%D%/os.h \

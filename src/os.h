@@ -60,6 +60,10 @@ int fm_os_dup_private(int fd) FM_HIDDEN;
  * has set `environ` (it then reads /proc/self/environ once). */
 const char *fm_os_getenv(const char *name) FM_HIDDEN;
 
+/* Read up to size bytes of the file at path into buf; the count read (0 if the file
+ * cannot be read). */
+size_t fm_os_read_file(const char *path, char *buf, size_t size) FM_HIDDEN;
+
 /* Physical memory of the machine in bytes (0 if unknown). */
 uint64_t fm_os_physical_memory(void) FM_HIDDEN;
 

@@ -138,22 +138,9 @@ static bool proc_env_read;
 
 static void read_proc_environ(void)
 {
-    int saved = errno;
-    int fd = open("/proc/self/environ", O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        for (;;) {
-            ssize_t n = read(fd, proc_env + proc_env_len, sizeof proc_env - 1 - proc_env_len);
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n <= 0)
-                break;
-            proc_env_len += (size_t)n;
-        }
-        close(fd);
-    }
+    proc_env_len = fm_os_read_file("/proc/self/environ", proc_env, sizeof proc_env - 1);
     proc_env[proc_env_len] = '\0';
     proc_env_read = true;
-    errno = saved;
 }
 
 /* If entry is "name=value", the value; else NULL. */
@@ -184,6 +171,25 @@ const char *fm_os_getenv(const char *name)
             return v;
     }
     return NULL;
+}
+
+size_t fm_os_read_file(const char *path, char *buf, size_t size)
+{
+    int saved = errno;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    size_t n = 0;
+    if (fd >= 0) {
+        while (n < size) {
+            ssize_t r = read(fd, buf + n, size - n);
+            if (r > 0)
+                n += (size_t)r;
+            else if (r == 0 || errno != EINTR)
+                break;
+        }
+        close(fd);
+    }
+    errno = saved;
+    return n;
 }
 
 uint64_t fm_os_physical_memory(void)

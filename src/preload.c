@@ -3,8 +3,12 @@
  *
  * The whole family is replaced, including the __libc_* names and cfree, so that no
  * entry point is left to glibc's allocator: a block from one allocator reaching the
- * other's free is how preloaded allocators crash programs. */
+ * other's free is how preloaded allocators crash programs.
+ *
+ * Each name goes to glibc instead when libfastmem was linked rather than preloaded
+ * (libc.c): FWD picks, on one load and compare. */
 #include "init.h"
+#include "libc.h"
 #include "posix.h"
 
 #include <stdlib.h>
@@ -20,33 +24,35 @@ void *__libc_valloc(size_t size);
 void *__libc_pvalloc(size_t size);
 int __posix_memalign(void **out, size_t align, size_t size);
 
-FM_EXPORT void *malloc(size_t size) { return fm_malloc(size); }
-FM_EXPORT void free(void *p) { fm_free(p); }
-FM_EXPORT void *calloc(size_t n, size_t size) { return fm_calloc(n, size); }
-FM_EXPORT void *realloc(void *p, size_t size) { return fm_realloc(p, size); }
-FM_EXPORT void *reallocarray(void *p, size_t n, size_t size) { return fm_reallocarray(p, n, size); }
-FM_EXPORT void *memalign(size_t align, size_t size) { return fm_memalign(align, size); }
-FM_EXPORT int posix_memalign(void **out, size_t align, size_t size) { return fm_posix_memalign(out, align, size); }
-FM_EXPORT void *aligned_alloc(size_t align, size_t size) { return fm_aligned_alloc(align, size); }
-FM_EXPORT void *valloc(size_t size) { return fm_valloc(size); }
-FM_EXPORT void *pvalloc(size_t size) { return fm_pvalloc(size); }
-FM_EXPORT size_t malloc_usable_size(void *p) { return fm_malloc_usable_size(p); }
-FM_EXPORT void cfree(void *p) { fm_free(p); }
-FM_EXPORT struct mallinfo2 mallinfo2(void) { return fm_mallinfo2(); }
-FM_EXPORT struct mallinfo mallinfo(void) { return fm_mallinfo(); }
-FM_EXPORT int malloc_trim(size_t pad) { return fm_malloc_trim(pad); }
-FM_EXPORT void malloc_stats(void) { fm_malloc_stats(); }
-FM_EXPORT int malloc_info(int options, FILE *fp) { return fm_malloc_info(options, fp); }
+#define FWD() fm_unlikely(fm_forwarding())
+
+FM_EXPORT void *malloc(size_t size) { return FWD() ? fm_libc.malloc(size) : fm_malloc(size); }
+FM_EXPORT void free(void *p) { FWD() ? fm_libc.free(p) : fm_free(p); }
+FM_EXPORT void *calloc(size_t n, size_t size) { return FWD() ? fm_libc.calloc(n, size) : fm_calloc(n, size); }
+FM_EXPORT void *realloc(void *p, size_t size) { return FWD() ? fm_libc.realloc(p, size) : fm_realloc(p, size); }
+FM_EXPORT void *reallocarray(void *p, size_t n, size_t size) { return FWD() ? fm_libc.reallocarray(p, n, size) : fm_reallocarray(p, n, size); }
+FM_EXPORT void *memalign(size_t align, size_t size) { return FWD() ? fm_libc.memalign(align, size) : fm_memalign(align, size); }
+FM_EXPORT int posix_memalign(void **out, size_t align, size_t size) { return FWD() ? fm_libc.posix_memalign(out, align, size) : fm_posix_memalign(out, align, size); }
+FM_EXPORT void *aligned_alloc(size_t align, size_t size) { return FWD() ? fm_libc.aligned_alloc(align, size) : fm_aligned_alloc(align, size); }
+FM_EXPORT void *valloc(size_t size) { return FWD() ? fm_libc.valloc(size) : fm_valloc(size); }
+FM_EXPORT void *pvalloc(size_t size) { return FWD() ? fm_libc.pvalloc(size) : fm_pvalloc(size); }
+FM_EXPORT size_t malloc_usable_size(void *p) { return FWD() ? fm_libc.malloc_usable_size(p) : fm_malloc_usable_size(p); }
+FM_EXPORT void cfree(void *p) { FWD() ? fm_libc.free(p) : fm_free(p); }
+FM_EXPORT struct mallinfo2 mallinfo2(void) { return FWD() ? fm_libc.mallinfo2() : fm_mallinfo2(); }
+FM_EXPORT struct mallinfo mallinfo(void) { return FWD() ? fm_libc.mallinfo() : fm_mallinfo(); }
+FM_EXPORT int malloc_trim(size_t pad) { return FWD() ? fm_libc.malloc_trim(pad) : fm_malloc_trim(pad); }
+FM_EXPORT void malloc_stats(void) { FWD() ? fm_libc.malloc_stats() : fm_malloc_stats(); }
+FM_EXPORT int malloc_info(int options, FILE *fp) { return FWD() ? fm_libc.malloc_info(options, fp) : fm_malloc_info(options, fp); }
 
 /* glibc's internal names, which some programs and libraries call directly. */
-FM_EXPORT void *__libc_malloc(size_t size) { return fm_malloc(size); }
-FM_EXPORT void __libc_free(void *p) { fm_free(p); }
-FM_EXPORT void *__libc_calloc(size_t n, size_t size) { return fm_calloc(n, size); }
-FM_EXPORT void *__libc_realloc(void *p, size_t size) { return fm_realloc(p, size); }
-FM_EXPORT void *__libc_memalign(size_t align, size_t size) { return fm_memalign(align, size); }
-FM_EXPORT void *__libc_valloc(size_t size) { return fm_valloc(size); }
-FM_EXPORT void *__libc_pvalloc(size_t size) { return fm_pvalloc(size); }
-FM_EXPORT int __posix_memalign(void **out, size_t align, size_t size) { return fm_posix_memalign(out, align, size); }
+FM_EXPORT void *__libc_malloc(size_t size) { return FWD() ? fm_libc.malloc(size) : fm_malloc(size); }
+FM_EXPORT void __libc_free(void *p) { FWD() ? fm_libc.free(p) : fm_free(p); }
+FM_EXPORT void *__libc_calloc(size_t n, size_t size) { return FWD() ? fm_libc.calloc(n, size) : fm_calloc(n, size); }
+FM_EXPORT void *__libc_realloc(void *p, size_t size) { return FWD() ? fm_libc.realloc(p, size) : fm_realloc(p, size); }
+FM_EXPORT void *__libc_memalign(size_t align, size_t size) { return FWD() ? fm_libc.memalign(align, size) : fm_memalign(align, size); }
+FM_EXPORT void *__libc_valloc(size_t size) { return FWD() ? fm_libc.valloc(size) : fm_valloc(size); }
+FM_EXPORT void *__libc_pvalloc(size_t size) { return FWD() ? fm_libc.pvalloc(size) : fm_pvalloc(size); }
+FM_EXPORT int __posix_memalign(void **out, size_t align, size_t size) { return FWD() ? fm_libc.posix_memalign(out, align, size) : fm_posix_memalign(out, align, size); }
 
 /* libfastmem's own API (include/fastmem.h). */
 FM_EXPORT int fastmem_stats_get(struct fastmem_stats *st, size_t size) { return fm_stats_get(st, size); }
