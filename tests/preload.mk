@@ -6,7 +6,8 @@ check_PROGRAMS += \
 	tests/progs/threads \
 	tests/progs/foreign \
 	tests/progs/early_main \
-	tests/progs/linked
+	tests/progs/linked \
+	tests/progs/shm_example
 check_LTLIBRARIES += tests/progs/libearly.la
 
 # These programs test malloc itself: the compiler must not treat it as a builtin it
@@ -29,6 +30,8 @@ tests_progs_early_main_LDADD = tests/progs/libearly.la
 tests_progs_linked_CFLAGS = $(FM_PROG_CFLAGS)
 tests_progs_linked_LDFLAGS = -no-install
 tests_progs_linked_LDADD = src/libfastmem.la
+tests_progs_shm_example_LDFLAGS = -no-install
+tests_progs_shm_example_LDADD = src/libfastmem.la
 # A shared library (libtool makes check libraries static without an -rpath).
 tests_progs_libearly_la_SOURCES = tests/progs/early.c
 tests_progs_libearly_la_LDFLAGS = -avoid-version -rpath /nowhere
@@ -42,6 +45,7 @@ PRELOAD_TESTS = \
 	tests/preload_cap.sh \
 	tests/preload_threads.sh \
 	tests/preload_programs.sh \
-	tests/linked.sh
+	tests/linked.sh \
+	tests/shm_example.sh
 TESTS += $(PRELOAD_TESTS)
 EXTRA_DIST += $(PRELOAD_TESTS) tests/preload_lib.sh tests/exports.list
