@@ -2,17 +2,23 @@
 # (bench/README).  `make bench` builds the workloads program and runs every
 # allocator; BENCH_ARGS passes options to bench/run.sh (BENCH_ARGS="-r 3 glibc fm").
 # Run it in a plain build: a sanitizer build measures the sanitizer.
-EXTRA_PROGRAMS = bench/workloads
+EXTRA_PROGRAMS = bench/workloads bench/locks
 bench_workloads_SOURCES = bench/workloads.c
 bench_workloads_CFLAGS = $(FM_STD_CFLAGS) $(FM_WARN_CFLAGS) -O2
 bench_workloads_LDFLAGS =
+# The shared heap's lock against the alternatives (bench/README).
+bench_locks_SOURCES = bench/locks.c
+bench_locks_CFLAGS = $(FM_STD_CFLAGS) $(FM_WARN_CFLAGS) -O2
+bench_locks_LDADD = src/libfastmem_core.la
+bench_locks_LDFLAGS = -no-install
 
 EXTRA_DIST += bench/README bench/run.sh bench/tune.c bench/tune.sh
 CLEANFILES += $(EXTRA_PROGRAMS)
 
-bench: bench/workloads$(EXEEXT) src/libfastmem.la
+bench: bench/workloads$(EXEEXT) bench/locks$(EXEEXT) src/libfastmem.la
 	FASTMEM_LIB='$(abs_top_builddir)/src/.libs/libfastmem.so' \
 	WORKLOADS_BIN='$(abs_top_builddir)/bench/workloads$(EXEEXT)' \
 	bash '$(srcdir)/bench/run.sh' $(BENCH_ARGS)
+	bench/locks$(EXEEXT)
 
 .PHONY: bench
