@@ -3,7 +3,7 @@
 # allocator; BENCH_ARGS passes options to bench/run.sh (BENCH_ARGS="-r 3 glibc fm").
 # Run it in a plain build: a sanitizer build measures the sanitizer.
 EXTRA_PROGRAMS = bench/workloads bench/locks
-bench_workloads_SOURCES = bench/workloads.c
+bench_workloads_SOURCES = bench/workloads.c bench/rng.h
 bench_workloads_CFLAGS = $(FM_STD_CFLAGS) $(FM_WARN_CFLAGS) -O2
 bench_workloads_LDFLAGS =
 # The shared heap's lock against the alternatives (bench/README).

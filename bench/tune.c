@@ -22,22 +22,11 @@
  *           dialog (~2 KiB) that lives fifty times longer
  */
 #include "engine.h"
+#include "rng.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static uint64_t rng_state;
-
-static uint64_t rng(void)
-{
-    uint64_t x = rng_state;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    rng_state = x;
-    return x * 0x2545f4914f6cdd1dULL;
-}
 
 static size_t range(size_t lo, size_t hi)
 {

@@ -19,9 +19,10 @@
  * free blocks are ever adjacent and nothing needs a later defragmentation pass.
  *
  * How to use: an engine's instance struct starts with a `struct pool`; the engine
- * defines the list operations declared below, then includes this file and
- * builds its calls from the pool_* functions.  Everything here is static inline, so
- * each engine gets its own copy specialised to its lists.
+ * defines the list operations declared below, then includes this file, and most of
+ * its vtable is the pool_* functions themselves (their first argument is the engine
+ * instance).  Everything here is static, so each engine gets its own copy
+ * specialised to its lists.
  */
 #ifndef FM_BLOCK_H
 #define FM_BLOCK_H
@@ -70,6 +71,7 @@ struct block {
 
 struct pool {
     uint64_t magic;
+    uint64_t magic_inv; /* ~magic: lets pool_rebuild test the magic without knowing it */
     char *mem;          /* where the instance starts */
     size_t bytes;       /* memory managed, from mem */
     char *start;        /* first block */
@@ -296,6 +298,7 @@ static inline bool pool_create(struct pool *p, size_t header, uint64_t magic, si
     if (end < start || (size_t)(end - start) < BLOCK_MIN + HEADER)
         return false;
     p->magic = magic;
+    p->magic_inv = ~magic;
     p->mem = mem;
     p->bytes = (size_t)(end - mem);
     p->start = start;
@@ -309,8 +312,9 @@ static inline bool pool_create(struct pool *p, size_t header, uint64_t magic, si
     return true;
 }
 
-static inline void pool_grow(struct pool *p, size_t bytes)
+static inline void pool_grow(void *eng, size_t bytes)
 {
+    struct pool *p = eng;
     char *end = (char *)fm_align_down((uintptr_t)p->mem + bytes, FM_ALIGN);
     block_t *old = p->sentinel;
     fm_assert(end - HEADER >= (char *)old && "a pool only grows");
@@ -327,8 +331,9 @@ static inline void pool_grow(struct pool *p, size_t bytes)
     pool_release(p, old);
 }
 
-static inline void *pool_malloc(struct pool *p, size_t n)
+static inline void *pool_malloc(void *eng, size_t n)
 {
+    struct pool *p = eng;
     if (n > FM_MAX_REQUEST)
         return NULL;
     size_t s = stride_for(n);
@@ -336,8 +341,9 @@ static inline void *pool_malloc(struct pool *p, size_t n)
     return b ? pool_hand_out(p, b, s) : NULL;
 }
 
-static inline void *pool_memalign(struct pool *p, size_t align, size_t n)
+static inline void *pool_memalign(void *eng, size_t align, size_t n)
 {
+    struct pool *p = eng;
     fm_assert(fm_is_pow2(align) && align > FM_ALIGN && align <= FM_MAX_ALIGN);
     if (n > FM_MAX_REQUEST)
         return NULL;
@@ -363,8 +369,9 @@ static inline void *pool_memalign(struct pool *p, size_t align, size_t n)
     return pool_hand_out(p, b, s);
 }
 
-static inline bool pool_resize(struct pool *p, void *ptr, size_t n)
+static inline bool pool_resize(void *eng, void *ptr, size_t n)
 {
+    struct pool *p = eng;
     if (n > FM_MAX_REQUEST)
         return false;
     block_t *b = from_ptr(ptr);
@@ -381,8 +388,9 @@ static inline bool pool_resize(struct pool *p, void *ptr, size_t n)
     return true;
 }
 
-static inline ptrdiff_t pool_free(struct pool *p, void *ptr)
+static inline ptrdiff_t pool_free(void *eng, void *ptr)
 {
+    struct pool *p = eng;
     int kind = pool_classify(p, ptr);
     if (fm_unlikely(kind != 0))
         return kind;
@@ -392,9 +400,15 @@ static inline ptrdiff_t pool_free(struct pool *p, void *ptr)
     return (ptrdiff_t)usable;
 }
 
-static inline size_t pool_usable_size(const void *ptr)
+static inline size_t pool_usable_size(void *eng, const void *ptr)
 {
+    (void)eng;
     return bsize(from_ptr(ptr)) - OVERHEAD;
+}
+
+static inline bool pool_owns_block(void *eng, const void *ptr)
+{
+    return pool_classify(eng, ptr) == 0;
 }
 
 /* The counters every engine reports; largest_free is the engine's to fill. */
@@ -443,10 +457,10 @@ static inline size_t pool_free_pages(block_t *const *heads, size_t nheads, size_
  * are set from it, free neighbours joined, the lists rebuilt and the counters
  * recounted.  Returns NULL, or why the chain cannot be trusted (then nothing has
  * been indexed). */
-static inline const char *pool_rebuild(struct pool *p, uint64_t magic, uint64_t *live,
-                                       uint64_t *in_use)
+static inline const char *pool_rebuild(void *eng, uint64_t *live, uint64_t *in_use)
 {
-    if (p->magic != magic)
+    struct pool *p = eng;
+    if (p->magic != ~p->magic_inv)
         return "the engine's control block has lost its magic number";
     for (block_t *b = (block_t *)p->start; b != p->sentinel; b = next_phys(b)) {
         size_t s = bsize(b);
@@ -493,7 +507,7 @@ static inline const char *pool_rebuild(struct pool *p, uint64_t magic, uint64_t 
  * match.  *nfree receives the number of free blocks, for the engine's list check. */
 static inline const char *pool_check_blocks(const struct pool *p, uint64_t magic, uint64_t *nfree)
 {
-    if (p->magic != magic)
+    if (p->magic != magic || p->magic_inv != ~magic)
         return "the engine's control block has lost its magic number";
     uint64_t free_n = 0, used_n = 0, free_bytes = 0;
     bool prev_free = false;

@@ -14,7 +14,7 @@
  * Why exact lists up to 32 KiB: most of what C services allocate is small, and an
  * exact bucket both fits without a search and leaves nothing to split.  bench/tune.sh
  * measured the pool a trace needs over its peak live bytes with the exact range
- * ending at 1 KiB, 4 KiB and 32 KiB: 32 KiB needed 3% less on a server-like trace and
+ * ending at 1 KiB, 4 KiB and 32 KiB: 32 KiB needed 2-3% less on a server-like trace and
  * the same on a SIP-like one (bench/README).  The price is table size: 2,304 list
  * heads, 18 KiB, in front of the pool.  Past 32 KiB the bitmap would need more than
  * the 64 words one summary word covers.
@@ -192,42 +192,6 @@ static void *fm_create(void *mem, size_t bytes)
     return pool_create(&f->pool, sizeof *f, FM_MAGIC, bytes) ? f : NULL;
 }
 
-static void fm_grow(void *eng, size_t bytes)
-{
-    pool_grow(eng, bytes);
-}
-
-static void *fm_malloc(void *eng, size_t n)
-{
-    return pool_malloc(eng, n);
-}
-
-static void *fm_memalign(void *eng, size_t align, size_t n)
-{
-    return pool_memalign(eng, align, n);
-}
-
-static bool fm_resize(void *eng, void *p, size_t n)
-{
-    return pool_resize(eng, p, n);
-}
-
-static ptrdiff_t fm_free(void *eng, void *p)
-{
-    return pool_free(eng, p);
-}
-
-static size_t fm_usable_size(void *eng, const void *p)
-{
-    (void)eng;
-    return pool_usable_size(p);
-}
-
-static bool fm_owns_block(void *eng, const void *p)
-{
-    return pool_classify(eng, p) == 0;
-}
-
 static inline size_t last_bucket(const struct fm *f)
 {
     size_t w = (size_t)fls64(f->summary);
@@ -301,16 +265,6 @@ static size_t fm_report(void *eng, char *buf, size_t size)
     return n;
 }
 
-static size_t index_of(size_t s)
-{
-    return bucket_of(s);
-}
-
-static const char *fm_rebuild(void *eng, uint64_t *live, uint64_t *in_use)
-{
-    return pool_rebuild(eng, FM_MAGIC, live, in_use);
-}
-
 static const char *fm_check(void *eng)
 {
     struct fm *f = eng;
@@ -325,7 +279,7 @@ static const char *fm_check(void *eng)
             size_t i = (w << 6) + j;
             if (((f->words[w] >> j) & 1) != (f->buckets[i] != NULL))
                 return "a bucket's bitmap bit disagrees with its list";
-            why = pool_check_list(&f->pool, f->buckets[i], i, index_of, nfree, &listed);
+            why = pool_check_list(&f->pool, f->buckets[i], i, bucket_of, nfree, &listed);
             if (why)
                 return why;
         }
@@ -342,16 +296,16 @@ const struct fm_engine fm_engine_fm = {
     .aliases = fm_aliases,
     .min_pool = (sizeof(struct fm) + FM_ALIGN - 1) / FM_ALIGN * FM_ALIGN + BLOCK_MIN + HEADER,
     .create = fm_create,
-    .grow = fm_grow,
-    .malloc = fm_malloc,
-    .memalign = fm_memalign,
-    .resize = fm_resize,
-    .free = fm_free,
-    .usable_size = fm_usable_size,
-    .owns_block = fm_owns_block,
+    .grow = pool_grow,
+    .malloc = pool_malloc,
+    .memalign = pool_memalign,
+    .resize = pool_resize,
+    .free = pool_free,
+    .usable_size = pool_usable_size,
+    .owns_block = pool_owns_block,
     .stats = fm_stats,
     .free_pages = fm_free_pages,
     .report = fm_report,
-    .rebuild = fm_rebuild,
+    .rebuild = pool_rebuild,
     .check = fm_check,
 };

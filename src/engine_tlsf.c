@@ -165,42 +165,6 @@ static void *tlsf_create(void *mem, size_t bytes)
     return pool_create(&t->pool, sizeof *t, TLSF_MAGIC, bytes) ? t : NULL;
 }
 
-static void tlsf_grow(void *eng, size_t bytes)
-{
-    pool_grow(eng, bytes);
-}
-
-static void *tlsf_malloc(void *eng, size_t n)
-{
-    return pool_malloc(eng, n);
-}
-
-static void *tlsf_memalign(void *eng, size_t align, size_t n)
-{
-    return pool_memalign(eng, align, n);
-}
-
-static bool tlsf_resize(void *eng, void *p, size_t n)
-{
-    return pool_resize(eng, p, n);
-}
-
-static ptrdiff_t tlsf_free(void *eng, void *p)
-{
-    return pool_free(eng, p);
-}
-
-static size_t tlsf_usable_size(void *eng, const void *p)
-{
-    (void)eng;
-    return pool_usable_size(p);
-}
-
-static bool tlsf_owns_block(void *eng, const void *p)
-{
-    return pool_classify(eng, p) == 0;
-}
-
 static void tlsf_stats(void *eng, struct fm_engine_stats *st)
 {
     struct tlsf *t = eng;
@@ -215,11 +179,6 @@ static size_t tlsf_free_pages(void *eng, size_t page, void (*fn)(void *, void *,
 {
     struct tlsf *t = eng;
     return pool_free_pages(&t->heads[0][0], FL_COUNT * SL_COUNT, page, fn, arg);
-}
-
-static const char *tlsf_rebuild(void *eng, uint64_t *live, uint64_t *in_use)
-{
-    return pool_rebuild(eng, TLSF_MAGIC, live, in_use);
 }
 
 static const char *tlsf_check(void *eng)
@@ -252,15 +211,15 @@ const struct fm_engine fm_engine_tlsf = {
     .aliases = tlsf_aliases,
     .min_pool = (sizeof(struct tlsf) + FM_ALIGN - 1) / FM_ALIGN * FM_ALIGN + BLOCK_MIN + HEADER,
     .create = tlsf_create,
-    .grow = tlsf_grow,
-    .malloc = tlsf_malloc,
-    .memalign = tlsf_memalign,
-    .resize = tlsf_resize,
-    .free = tlsf_free,
-    .usable_size = tlsf_usable_size,
-    .owns_block = tlsf_owns_block,
+    .grow = pool_grow,
+    .malloc = pool_malloc,
+    .memalign = pool_memalign,
+    .resize = pool_resize,
+    .free = pool_free,
+    .usable_size = pool_usable_size,
+    .owns_block = pool_owns_block,
     .stats = tlsf_stats,
     .free_pages = tlsf_free_pages,
-    .rebuild = tlsf_rebuild,
+    .rebuild = pool_rebuild,
     .check = tlsf_check,
 };

@@ -1,0 +1,20 @@
+/* rng.h: the benchmarks' random numbers: xorshift64*, seeded, so every allocator and
+ * every build sees the same sequence. */
+#ifndef BENCH_RNG_H
+#define BENCH_RNG_H
+
+#include <stdint.h>
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
+
+static inline uint64_t rng(void)
+{
+    uint64_t x = rng_state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    rng_state = x;
+    return x * 0x2545f4914f6cdd1dULL;
+}
+
+#endif
