@@ -47,6 +47,7 @@
 #define BLOCK_MIN ((size_t)32)
 #define F_FREE ((size_t)1)
 #define F_PREV_FREE ((size_t)2)
+#define F_RELEASED ((size_t)4) /* free, and its whole pages given back (below) */
 #define F_MASK ((size_t)15)
 
 /* Splitting.  A free block larger than a request is split only when the remainder is
@@ -69,9 +70,22 @@ struct block {
     block_t *prev_free;
 };
 
+/* Giving memory back.  A private heap may ask (pool_set_release; MEMRELEASE) that free
+ * blocks of release_min bytes or more keep almost no resident pages: when a free block
+ * reaches that size, the whole 64 KiB grains inside it (settle(), below) are passed to
+ * release(), and the block is marked F_RELEASED.  The mark lets later joins release
+ * only what they add, so the work of a free is bounded by the blocks it joins that
+ * were not released already, never by the size of the free block it lands next to.
+ * A released block handed out faults its pages back in as the program touches them;
+ * the remainder split off it stays released.  release_min 0 (the default, shared
+ * heaps, tests over buffers): nothing is released this way. */
 struct pool {
     uint64_t magic;
     uint64_t magic_inv; /* ~magic: lets pool_rebuild test the magic without knowing it */
+    size_t release_min;
+    size_t page;
+    void (*release)(void *arg, void *start, size_t len);
+    void *release_arg;
     char *mem;          /* where the instance starts */
     size_t bytes;       /* memory managed, from mem */
     char *start;        /* first block */
@@ -179,6 +193,43 @@ static inline block_t *pool_take(struct pool *p, size_t s)
 
 /* ------------------------------------------------------- splitting and joining */
 
+/* Free block m has reached its final size after a join; [lo, hi) covers the part of
+ * it that may still hold resident pages.  Release that part inside m if m is large
+ * enough, and keep F_RELEASED true to what was done.  Memory goes back in whole grains
+ * of RELEASE_GRAIN (64 KiB) aligned to it: the part of a free block before its first
+ * whole grain and after its last stays resident (under 128 KiB a block), and in
+ * exchange a free that adds a few bytes to a large free block makes a system call
+ * only when that completes a grain, not a page. */
+#define RELEASE_GRAIN ((size_t)64 * 1024)
+
+static inline void settle(struct pool *p, block_t *m, uintptr_t lo, uintptr_t hi)
+{
+    if (fm_likely(p->release_min == 0 || bsize(m) < p->release_min)) {
+        if (fm_unlikely(m->size & F_RELEASED))
+            m->size &= ~F_RELEASED;
+        return;
+    }
+    size_t g = p->page > RELEASE_GRAIN ? p->page : RELEASE_GRAIN;
+    uintptr_t first = fm_align_up((uintptr_t)m + sizeof(block_t), g);
+    uintptr_t last = fm_align_down((uintptr_t)m + bsize(m), g);
+    lo = fm_align_down(lo, g);
+    hi = fm_align_up(hi, g);
+    if (lo < first)
+        lo = first;
+    if (hi > last)
+        hi = last;
+    if (hi > lo)
+        p->release(p->release_arg, (void *)lo, hi - lo);
+    m->size |= F_RELEASED;
+}
+
+/* Where the possibly resident part of free block n ends, given that the part before
+ * it is not released: all of n, or only its header if n is released. */
+static inline uintptr_t resident_end(const block_t *n)
+{
+    return (uintptr_t)n + ((n->size & F_RELEASED) ? sizeof(block_t) : bsize(n));
+}
+
 /* Hand out free block b (already out of the index) with stride s, returning any
  * remainder worth keeping to the index. */
 static inline void *pool_hand_out(struct pool *p, block_t *b, size_t s)
@@ -186,13 +237,13 @@ static inline void *pool_hand_out(struct pool *p, block_t *b, size_t s)
     size_t have = bsize(b);
     if (worth_splitting(have, s)) {
         block_t *rest = at(b, s);
-        rest->size = (have - s) | F_FREE;
+        rest->size = (have - s) | F_FREE | (b->size & F_RELEASED);
         commit_point();
         b->size = s | (b->size & F_PREV_FREE);
         next_phys(rest)->prev_phys = rest; /* its F_PREV_FREE is already set: b was free */
         pool_insert(p, rest);
     } else {
-        b->size &= ~F_FREE;
+        b->size &= ~(F_FREE | F_RELEASED);
         next_phys(b)->size &= ~F_PREV_FREE;
     }
     p->used_blocks++;
@@ -202,19 +253,25 @@ static inline void *pool_hand_out(struct pool *p, block_t *b, size_t s)
 /* Make used block b free: join it with free neighbours on both sides and index the
  * result.  O(1).  When the block before absorbs b and stays in its list (the list
  * covers the joined size too, as a range bucket mostly does), it is not moved: that
- * keeps tearing down a structure in allocation order to a size update per free. */
-static inline void pool_release(struct pool *p, block_t *b)
+ * keeps tearing down a structure in allocation order to a size update per free.
+ * clean: b's pages past its header were never touched (new pool space). */
+static inline void pool_release_ex(struct pool *p, block_t *b, bool clean)
 {
     p->used_blocks--;
     size_t s = bsize(b);
     block_t *n = at(b, s);
+    uintptr_t lo = (uintptr_t)b;
+    uintptr_t hi = (uintptr_t)b + (clean ? sizeof(block_t) : s);
     if (is_free(n)) {
+        hi = resident_end(n);
         pool_unlink(p, n);
         s += bsize(n);
         n = at(b, s);
     }
     if (prev_is_free(b)) {
         block_t *q = b->prev_phys;
+        if (!(q->size & F_RELEASED))
+            lo = (uintptr_t)q;
         size_t joined = bsize(q) + s;
         if (list_same(bsize(q), joined)) {
             q->size += s;
@@ -226,12 +283,19 @@ static inline void pool_release(struct pool *p, block_t *b)
         }
         n->prev_phys = q;
         n->size |= F_PREV_FREE;
+        settle(p, q, lo, hi);
         return;
     }
     b->size = s | F_FREE; /* b's F_PREV_FREE is clear here */
     n->prev_phys = b;
     n->size |= F_PREV_FREE;
     pool_insert(p, b);
+    settle(p, b, lo, hi);
+}
+
+static inline void pool_release(struct pool *p, block_t *b)
+{
+    pool_release_ex(p, b, false);
 }
 
 /* Cut used block b down to stride s (<= its own), returning the tail to the index
@@ -246,6 +310,7 @@ static inline void pool_trim_used(struct pool *p, block_t *b, size_t s)
         return;
     block_t *rest = at(b, s);
     size_t rs = have - s + (join ? bsize(n) : 0);
+    uintptr_t hi = join ? resident_end(n) : (uintptr_t)n;
     rest->size = rs | F_FREE;
     commit_point();
     b->size = s | (b->size & F_PREV_FREE);
@@ -255,6 +320,7 @@ static inline void pool_trim_used(struct pool *p, block_t *b, size_t s)
     n->prev_phys = rest;
     n->size |= F_PREV_FREE;
     pool_insert(p, rest);
+    settle(p, rest, (uintptr_t)rest, hi);
 }
 
 /* What ptr is: 0 for a live block, else an FM_FREE_* code.  Cheap checks only, none
@@ -268,7 +334,9 @@ static inline int pool_classify(const struct pool *p, const void *ptr)
         return FM_FREE_BAD_POINTER;
     const block_t *b = from_ptr(ptr);
     size_t s = bsize(b);
-    if ((b->size & (F_MASK & ~(F_FREE | F_PREV_FREE))) != 0 || s < BLOCK_MIN ||
+    size_t flags = b->size & F_MASK;
+    if ((flags & ~(F_FREE | F_PREV_FREE | F_RELEASED)) != 0 ||
+        (flags & (F_FREE | F_RELEASED)) == F_RELEASED || s < BLOCK_MIN ||
         s > (size_t)((char *)p->sentinel - (char *)b))
         return FM_FREE_BAD_POINTER;
     const block_t *n = next_phys(b);
@@ -308,7 +376,7 @@ static inline bool pool_create(struct pool *p, size_t header, uint64_t magic, si
     b->size = (size_t)((char *)p->sentinel - start);
     p->sentinel->size = 0;
     p->used_blocks = 1;
-    pool_release(p, b);
+    pool_release_ex(p, b, true);
     return true;
 }
 
@@ -328,7 +396,17 @@ static inline void pool_grow(void *eng, size_t bytes)
     p->sentinel->size = 0;
     p->bytes = (size_t)(end - p->mem);
     p->used_blocks++;
-    pool_release(p, old);
+    pool_release_ex(p, old, true); /* the new space was never touched */
+}
+
+static inline void pool_set_release(void *eng, size_t min, size_t page,
+                                    void (*fn)(void *arg, void *start, size_t len), void *arg)
+{
+    struct pool *p = eng;
+    p->page = page;
+    p->release = fn;
+    p->release_arg = arg;
+    p->release_min = min;
 }
 
 static inline void *pool_malloc(void *eng, size_t n)
@@ -359,10 +437,10 @@ static inline void *pool_memalign(void *eng, size_t align, size_t n)
         gap += align;
     if (gap != 0) {
         block_t *nb = at(b, gap);
-        nb->size = (bsize(b) - gap) | F_PREV_FREE;
+        nb->size = (bsize(b) - gap) | F_PREV_FREE | (b->size & F_RELEASED);
         nb->prev_phys = b;
         commit_point();
-        b->size = gap | (b->size & F_PREV_FREE) | F_FREE;
+        b->size = gap | (b->size & (F_PREV_FREE | F_RELEASED)) | F_FREE;
         pool_insert(p, b);
         b = nb;
     }
@@ -464,7 +542,7 @@ static inline const char *pool_rebuild(void *eng, uint64_t *live, uint64_t *in_u
         return "the engine's control block has lost its magic number";
     for (block_t *b = (block_t *)p->start; b != p->sentinel; b = next_phys(b)) {
         size_t s = bsize(b);
-        if (s < BLOCK_MIN || (b->size & (F_MASK & ~(F_FREE | F_PREV_FREE))) != 0 ||
+        if (s < BLOCK_MIN || (b->size & (F_MASK & ~(F_FREE | F_PREV_FREE | F_RELEASED))) != 0 ||
             s > (size_t)((char *)p->sentinel - (char *)b))
             return "a block has an impossible size or runs past the end of the pool";
     }
@@ -482,7 +560,8 @@ static inline const char *pool_rebuild(void *eng, uint64_t *live, uint64_t *in_u
             b = next;
             continue;
         }
-        b->size = (b->size & ~F_PREV_FREE) | (prev_free ? F_PREV_FREE : 0);
+        /* F_RELEASED is dropped: it is an economy, not an invariant */
+        b->size = (b->size & ~(F_PREV_FREE | F_RELEASED)) | (prev_free ? F_PREV_FREE : 0);
         if (prev_free)
             b->prev_phys = prev;
         if (b == p->sentinel)
@@ -523,8 +602,10 @@ static inline const char *pool_check_blocks(const struct pool *p, uint64_t magic
         if (b == p->sentinel)
             break;
         size_t s = bsize(b);
-        if (s < BLOCK_MIN || (b->size & (F_MASK & ~(F_FREE | F_PREV_FREE))) != 0)
+        if (s < BLOCK_MIN || (b->size & (F_MASK & ~(F_FREE | F_PREV_FREE | F_RELEASED))) != 0)
             return "a block has an impossible size";
+        if ((b->size & (F_FREE | F_RELEASED)) == F_RELEASED)
+            return "a live block is marked as released";
         if (s > (size_t)((const char *)p->sentinel - (const char *)b))
             return "a block runs past the end of the pool";
         if (is_free(b)) {

@@ -76,6 +76,12 @@ struct fm_engine {
 
     void (*stats)(void *eng, struct fm_engine_stats *st);
 
+    /* From now on, when a free block reaches min bytes, call fn(arg, start, len) for
+     * the whole pages (of size page) inside it, once: the caller gives them back to
+     * the kernel.  min 0 turns it off. */
+    void (*set_release)(void *eng, size_t min, size_t page,
+                        void (*fn)(void *arg, void *start, size_t len), void *arg);
+
     /* Call fn(arg, start, len) for every page-aligned run inside free blocks that holds
      * no engine data, so the caller can give those pages back to the kernel.  Returns
      * the total length passed. */

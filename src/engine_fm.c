@@ -303,6 +303,7 @@ const struct fm_engine fm_engine_fm = {
     .free = pool_free,
     .usable_size = pool_usable_size,
     .owns_block = pool_owns_block,
+    .set_release = pool_set_release,
     .stats = fm_stats,
     .free_pages = fm_free_pages,
     .report = fm_report,

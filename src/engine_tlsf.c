@@ -218,6 +218,7 @@ const struct fm_engine fm_engine_tlsf = {
     .free = pool_free,
     .usable_size = pool_usable_size,
     .owns_block = pool_owns_block,
+    .set_release = pool_set_release,
     .stats = tlsf_stats,
     .free_pages = tlsf_free_pages,
     .rebuild = pool_rebuild,

@@ -92,6 +92,16 @@ static inline size_t eng_bytes(const struct fm_heap *h)
     return h->committed - (size_t)((char *)h->eng - h->base);
 }
 
+static void release_pages(void *arg, void *start, size_t len)
+{
+    struct fm_heap *h = arg;
+    fm_os_reset(start, len);
+    h->c.trimmed += len;
+    /* populate-ahead may fault these in again for the small blocks that come */
+    if ((char *)start < h->populated)
+        h->populated = start;
+}
+
 int fm_heap_init(struct fm_heap *h, const struct fm_engine *e, void *base, size_t cap,
                  size_t eng_off, size_t committed, int (*commit)(void *, size_t), bool shared)
 {
@@ -119,6 +129,12 @@ int fm_heap_init(struct fm_heap *h, const struct fm_engine *e, void *base, size_
         return EINVAL;
     h->eng = e->create(h->base + eng_off, committed - eng_off);
     return h->eng ? 0 : EINVAL;
+}
+
+void fm_heap_set_release(struct fm_heap *h, size_t min)
+{
+    fm_assert(!h->shared && "a shared region's pages are not given back this way");
+    h->engine->set_release(h->eng, min, fm_os_page_size(), release_pages, h);
 }
 
 /* Commit more of the range so that a request needing `need` bytes can fit.  Under

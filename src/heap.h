@@ -90,6 +90,10 @@ size_t fm_heap_usable_size(struct fm_heap *h, const void *p) FM_HIDDEN;
 /* Count one refused impossible request (an overflowing size, a bad alignment). */
 void fm_heap_count_invalid(struct fm_heap *h) FM_HIDDEN;
 
+/* From now on give the pages of free blocks of min bytes or more back to the kernel
+ * as they form (block.h, "Giving memory back"); 0: never.  Private heaps only. */
+void fm_heap_set_release(struct fm_heap *h, size_t min) FM_HIDDEN;
+
 /* Give the pages of free blocks back to the kernel; returns the bytes released. */
 size_t fm_heap_trim(struct fm_heap *h) FM_HIDDEN;
 

@@ -91,6 +91,7 @@ static void make_process_heap(void)
         fm_exit_with(1, "cannot commit the first %zu bytes of the heap: %s (%d)", first, errno_name(e), e);
     if (fm_heap_init(&fm_process_heap, o->engine, base, cap, 0, first, fm_os_commit, false) != 0)
         fm_exit_with(1, "MEMSIZE=%s is too small for engine %s", size, o->engine->name);
+    fm_heap_set_release(&fm_process_heap, (size_t)o->release);
 }
 
 struct fm_heap *fm_init_slow(void)

@@ -108,6 +108,25 @@ static size_t expect_stats(char *buf, size_t size)
     return fm_format(buf, size, "0 or 1 (also no/yes, off/on, false/true)");
 }
 
+static int set_release(const char *v, struct fm_options *o)
+{
+    bool on;
+    uint64_t m;
+    if (fm_parse_switch(v, &on) == 0 && !on) {
+        o->release = 0;
+        return 0;
+    }
+    if (fm_parse_size(v, &m) != 0 || m < FM_RELEASE_MIN || m > FM_MEMSIZE_MAX)
+        return -1;
+    o->release = m;
+    return 0;
+}
+
+static size_t expect_release(char *buf, size_t size)
+{
+    return fm_format(buf, size, "a size from 256K to 64T (K, M, G or T as for MEMSIZE), or 0/off");
+}
+
 static const struct option {
     const char *name;
     int (*set)(const char *value, struct fm_options *o);
@@ -116,6 +135,7 @@ static const struct option {
     {"MEMMNG", set_engine, expect_engine},
     {"MEMSIZE", set_memsize, expect_memsize},
     {"MEMSTATS", set_stats, expect_stats},
+    {"MEMRELEASE", set_release, expect_release},
 };
 
 /* Copy value for a message: at most 64 bytes, control bytes shown as '?', so the
@@ -140,6 +160,7 @@ int fm_options_load(struct fm_options *o, const char *(*getenv_fn)(const char *)
     o->memsize = fm_options_default_memsize();
     o->memsize_set = false;
     o->stats = false;
+    o->release = FM_RELEASE_DEFAULT;
     for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
         const char *v = getenv_fn(options[i].name);
         if (v == NULL || options[i].set(v, o) == 0)

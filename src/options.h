@@ -3,6 +3,7 @@
  *   MEMMNG    the engine (see engine.c for the names)        default: tlsf
  *   MEMSIZE   the cap: bytes, or a number with K, M, G, T     default: physical memory
  *   MEMSTATS  print the statistics report at exit: 0 or 1     default: 0
+ *   MEMRELEASE  free runs this large go back to the kernel    default: 0 (never)
  *
  * A value that cannot be understood is refused: the caller prints the message and
  * stops the program, because a cap the user asked for and did not get is worse than a
@@ -22,7 +23,11 @@ struct fm_options {
     uint64_t memsize;  /* bytes; not yet rounded to pages */
     bool memsize_set;  /* false: memsize is the default, which may be lowered to fit */
     bool stats;
+    uint64_t release; /* MEMRELEASE in bytes; 0: never (only malloc_trim) */
 };
+
+#define FM_RELEASE_DEFAULT ((uint64_t)0)
+#define FM_RELEASE_MIN ((uint64_t)256 * 1024)
 
 /* Read every option through getenv_fn into *o.  Returns 0, or -1 with a one-line
  * message (no prefix, no newline) in err naming the variable, the value refused and

@@ -44,6 +44,7 @@ static void heap_open(struct fixture *f, int engine, size_t cap)
     size_t first = cap < 256 * 1024 ? cap : 256 * 1024;
     ck_assert_int_eq(fm_os_commit(base, first), 0);
     ck_assert_int_eq(fm_heap_init(&f->h, f->e, base, cap, 0, first, fm_os_commit, false), 0);
+    fm_heap_set_release(&f->h, 1024 * 1024); /* as the shim does by default */
 }
 
 static void heap_close(struct fixture *f)
@@ -800,16 +801,75 @@ START_TEST(trim_releases_free_pages)
     void *guard1 = fm_heap_malloc(&f.h, 64);
     memset(p, 0xee, 8 * MiB);
     must_free(&f, p);
-    size_t released = fm_heap_trim(&f.h);
-    ck_assert_uint_ge(released, 8 * MiB - 2 * fm_os_page_size());
-    ck_assert_uint_eq(stats_of(&f).trimmed, released);
+    /* A free block of 1 MiB or more gives its pages back at once, in 64 KiB grains... */
+    uint64_t automatic = stats_of(&f).trimmed;
+    ck_assert_uint_ge(automatic, 8 * MiB - 2 * 64 * 1024);
+    ck_assert(!resident(p + 4 * MiB));
     ck_assert_uint_eq(p[4 * MiB], 0); /* a page in the middle was dropped */
+    /* ...and malloc_trim gives back the pages of every free block, small ones too. */
+    unsigned char *small = fm_heap_malloc(&f.h, 64 * 1024);
+    void *guard2 = fm_heap_malloc(&f.h, 64);
+    memset(small, 0xdd, 64 * 1024);
+    must_free(&f, small);
+    ck_assert(resident(small + 32 * 1024));
+    size_t released = fm_heap_trim(&f.h);
+    ck_assert_uint_ge(released, 8 * MiB);
+    ck_assert_uint_eq(stats_of(&f).trimmed, automatic + released);
+    ck_assert(!resident(small + 32 * 1024));
     assert_sound(&f);
     unsigned char *q = fm_heap_malloc(&f.h, 8 * MiB);
     ck_assert_ptr_nonnull(q);
     tu_fill(q, 8 * MiB, 5);
     ck_assert_uint_eq(tu_verify(q, 8 * MiB, 5), 8 * MiB);
     must_free(&f, q);
+    must_free(&f, guard0);
+    must_free(&f, guard1);
+    must_free(&f, guard2);
+    assert_sound(&f);
+    heap_close(&f);
+}
+END_TEST
+
+/* Many small blocks freed in random order join into one large free run, whose pages
+ * go back to the kernel once it reaches 1 MiB; blocks allocated there again work. */
+START_TEST(freed_runs_go_back_to_the_kernel)
+{
+    struct fixture f;
+    heap_open(&f, _i, 64 * MiB);
+    enum { N = 8192 };
+    static unsigned char *p[N];
+    void *guard0 = fm_heap_malloc(&f.h, 64);
+    for (size_t i = 0; i < N; i++) {
+        p[i] = fm_heap_malloc(&f.h, 1000);
+        memset(p[i], 0x77, 1000);
+    }
+    void *guard1 = fm_heap_malloc(&f.h, 64);
+    uint64_t seed = 9;
+    for (size_t i = N - 1; i > 0; i--) {
+        size_t j = tu_rand(&seed) % (i + 1);
+        unsigned char *t = p[i];
+        p[i] = p[j];
+        p[j] = t;
+    }
+    for (size_t i = 0; i < N; i++)
+        must_free(&f, p[i]);
+    assert_sound(&f);
+    struct fastmem_stats st = stats_of(&f);
+    ck_assert_uint_ge(st.trimmed, 7 * MiB);
+    size_t resident_pages = 0, page = fm_os_page_size();
+    unsigned char *lo = (unsigned char *)guard0 + page, *hi = (unsigned char *)guard1 - page;
+    for (unsigned char *a = lo; a < hi; a += page)
+        resident_pages += resident(a);
+    /* Only the partial 64 KiB grains at the run's two ends stay resident. */
+    ck_assert_uint_le(resident_pages, 2 * (64 * 1024) / page + 2);
+    for (size_t i = 0; i < N; i++) {
+        p[i] = fm_heap_malloc(&f.h, 1000);
+        tu_fill(p[i], 1000, (uint32_t)i);
+    }
+    for (size_t i = 0; i < N; i++)
+        TU_REQUIRE(tu_verify(p[i], 1000, (uint32_t)i) == 1000, "block %zu damaged", i);
+    for (size_t i = 0; i < N; i++)
+        must_free(&f, p[i]);
     must_free(&f, guard0);
     must_free(&f, guard1);
     assert_sound(&f);
@@ -945,6 +1005,7 @@ static Suite *engine_suite(void)
     tcase_add_loop_test_raise_signal(tc, heap_interior_pointer_aborts, SIGABRT, 0, n);
     tcase_add_loop_test(tc, statistics_add_up, 0, n);
     tcase_add_loop_test(tc, trim_releases_free_pages, 0, n);
+    tcase_add_loop_test(tc, freed_runs_go_back_to_the_kernel, 0, n);
     tcase_add_loop_test(tc, threads_share_one_heap, 0, n);
     suite_add_tcase(s, tc);
     TCase *reg = tcase_create("registry");

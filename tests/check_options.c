@@ -126,6 +126,13 @@ START_TEST(accepted_environment)
     static const char *const bounds[] = {"MEMSIZE", "256K", NULL};
     ck_assert_int_eq(load(&o, err, sizeof err, bounds), 0);
     ck_assert_uint_eq(o.memsize, FM_MEMSIZE_MIN);
+    ck_assert_uint_eq(o.release, 0); /* the default: nothing given back on free */
+    static const char *const rel[] = {"MEMRELEASE", "1M", NULL};
+    ck_assert_int_eq(load(&o, err, sizeof err, rel), 0);
+    ck_assert_uint_eq(o.release, 1u << 20);
+    static const char *const reloff[] = {"MEMRELEASE", "Off", NULL};
+    ck_assert_int_eq(load(&o, err, sizeof err, reloff), 0);
+    ck_assert_uint_eq(o.release, 0);
     static const char *const fm[] = {"MEMMNG", "F_Malloc", NULL};
     ck_assert_int_eq(load(&o, err, sizeof err, fm), 0);
     ck_assert_str_eq(o.engine->name, "fm");
@@ -159,6 +166,8 @@ START_TEST(refused_environment)
         {"MEMSIZE", "65T", "from 256K to 64T"},
         {"MEMSTATS", "maybe", "expected 0 or 1 (also no/yes, off/on, false/true)"},
         {"MEMSTATS", "", "expected 0 or 1"},
+        {"MEMRELEASE", "1", "expected a size from 256K to 64T (K, M, G or T as for MEMSIZE), or 0/off"},
+        {"MEMRELEASE", "on", "expected a size from 256K"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         const char *env[] = {bad[i].name, bad[i].value, NULL};

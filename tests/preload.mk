@@ -7,7 +7,8 @@ check_PROGRAMS += \
 	tests/progs/foreign \
 	tests/progs/early_main \
 	tests/progs/linked \
-	tests/progs/shm_example
+	tests/progs/shm_example \
+	tests/progs/release
 check_LTLIBRARIES += tests/progs/libearly.la
 
 # These programs test malloc itself: the compiler must not treat it as a builtin it
@@ -30,6 +31,8 @@ tests_progs_early_main_LDADD = tests/progs/libearly.la
 tests_progs_linked_CFLAGS = $(FM_PROG_CFLAGS)
 tests_progs_linked_LDFLAGS = -no-install
 tests_progs_linked_LDADD = src/libfastmem.la
+tests_progs_release_CFLAGS = $(FM_PROG_CFLAGS)
+tests_progs_release_LDFLAGS = -no-install
 tests_progs_shm_example_LDFLAGS = -no-install
 tests_progs_shm_example_LDADD = src/libfastmem.la
 # A shared library (libtool makes check libraries static without an -rpath).
@@ -43,6 +46,7 @@ PRELOAD_TESTS = \
 	tests/preload_foreign.sh \
 	tests/preload_early.sh \
 	tests/preload_cap.sh \
+	tests/preload_release.sh \
 	tests/preload_threads.sh \
 	tests/preload_programs.sh \
 	tests/linked.sh \
