@@ -4,8 +4,8 @@
 # Run it in a plain build: a sanitizer build measures the sanitizer.
 EXTRA_PROGRAMS = bench/workloads bench/locks
 bench_workloads_SOURCES = bench/workloads.c bench/rng.h
-bench_workloads_CFLAGS = $(FM_STD_CFLAGS) $(FM_WARN_CFLAGS) -O2
-bench_workloads_LDFLAGS =
+bench_workloads_CFLAGS = $(FM_STD_CFLAGS) $(FM_WARN_CFLAGS) -O2 -pthread
+bench_workloads_LDFLAGS = -pthread
 # The shared heap's lock against the alternatives (bench/README).
 bench_locks_SOURCES = bench/locks.c
 bench_locks_CFLAGS = $(FM_STD_CFLAGS) $(FM_WARN_CFLAGS) -O2

@@ -17,7 +17,7 @@ set -eu
 
 runs=5
 scale=1
-workloads="same-inorder same-random churn fragment"
+workloads="same-inorder same-random churn fragment larson prodcons latency"
 while getopts "r:s:w:h" opt; do
     case $opt in
     r) runs=$OPTARG ;;
@@ -97,6 +97,13 @@ END {
             for (j = 1; j <= na; j++) {
                 a = al[j]; t = median(val[w, a, "ns_per_call"]); r = median(val[w, a, "rss_over_live"])
                 printf "| %-9s | %9.1f | %8s | %13.3f | %8s |\n", a, t, g ? sprintf("%.2fx", t / g) : "-", r, gr ? sprintf("%.2fx", r / gr) : "-"
+            }
+        } else if (w == "latency") {
+            printf "| %-9s | %10s | %10s | %12s | %10s | %10s | %10s | %12s | %10s |\n", "allocator", "malloc p50", "malloc p99", "malloc p99.99", "malloc max", "free p50", "free p99", "free p99.99", "free max"
+            printf "|-----------|------------|------------|---------------|------------|------------|------------|--------------|------------|\n"
+            for (j = 1; j <= na; j++) {
+                a = al[j]
+                printf "| %-9s | %10d | %10d | %13d | %10d | %10d | %10d | %12d | %10d |\n", a, median(val[w, a, "malloc_p50"]), median(val[w, a, "malloc_p99"]), median(val[w, a, "malloc_p9999"]), median(val[w, a, "malloc_max"]), median(val[w, a, "free_p50"]), median(val[w, a, "free_p99"]), median(val[w, a, "free_p9999"]), median(val[w, a, "free_max"])
             }
         } else if (w ~ /^same/) {
             gm = median(val[w, "glibc", "malloc_ns"]); gf = median(val[w, "glibc", "free_ns"])

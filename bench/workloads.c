@@ -13,8 +13,18 @@
  *                 64 KiB); 4,000,000 times, a random one is freed and replaced
  *   fragment      phases of small and larger blocks, most of each freed in random
  *                 order before the next: peak RSS over peak live bytes
+ *   larson        two threads replacing blocks in one shared table of 10,000 slots
+ *                 (mixed sizes up to 1 KiB), so most frees are of a block the other
+ *                 thread allocated; 2,000,000 replacements each (after Larson and
+ *                 Krishnan's server benchmark)
+ *   prodcons      a producer thread allocates 2,000,000 blocks (16-512 bytes) and
+ *                 passes them through a ring to a consumer thread, which frees them
+ *   latency       one thread, churn as above, timing every call alone: p50, p99,
+ *                 p99.99 and max of malloc and of free, in ns (each includes the
+ *                 ~20 ns of reading the clock)
  *
- * Keys: ns_per_call (all malloc and free calls), malloc_ns and free_ns (the two
+ * Keys: ns_per_call (all malloc and free calls; for larson, per replacement in one
+ * thread; for prodcons, per block), malloc_ns and free_ns (the two
  * phases of same-*), peak_live (bytes requested and not yet freed, at most),
  * rss_peak (VmHWM growth during the workload) and rss_over_live.  Every block is
  * written when allocated and checked before it is freed, as a program would use it,
@@ -23,9 +33,11 @@
  * Bookkeeping arrays are allocated and touched before the clock starts.
  */
 #define _GNU_SOURCE
-#include <stdint.h>
 #include "rng.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -226,10 +238,158 @@ static void fragment(size_t scale)
            (unsigned long long)rss, (double)rss / (double)peak);
 }
 
+/* --------------------------------------------------------------- threads */
+
+enum { LARSON_SLOTS = 10000, LARSON_THREADS = 2 };
+
+struct larson {
+    _Atomic(unsigned char *) slot[LARSON_SLOTS];
+    long ops;
+    double ns[LARSON_THREADS];
+};
+
+struct larson_arg {
+    struct larson *l;
+    int id;
+};
+
+static void *larson_thread(void *arg)
+{
+    struct larson_arg *a = arg;
+    struct larson *l = a->l;
+    uint64_t st = 0x1234 + (uint64_t)a->id * 77;
+    double t0 = now_ns();
+    for (long k = 0; k < l->ops; k++) {
+        uint64_t r = rng_next(&st);
+        size_t size = 16 + (size_t)(r >> 20) % 1008;
+        unsigned char *p = must_malloc(size);
+        p[0] = (unsigned char)size;
+        unsigned char *old = atomic_exchange(&l->slot[r % LARSON_SLOTS], p);
+        free(old);
+    }
+    l->ns[a->id] = (now_ns() - t0) / (double)l->ops;
+    return NULL;
+}
+
+static void larson(size_t scale)
+{
+    struct larson *l = xcalloc(1, sizeof *l);
+    l->ops = 2000000 * (long)scale;
+    for (size_t i = 0; i < LARSON_SLOTS; i++)
+        atomic_store(&l->slot[i], must_malloc(16 + i % 1008));
+    pthread_t t[LARSON_THREADS];
+    struct larson_arg a[LARSON_THREADS];
+    for (int i = 0; i < LARSON_THREADS; i++) {
+        a[i] = (struct larson_arg){l, i};
+        pthread_create(&t[i], NULL, larson_thread, &a[i]);
+    }
+    double worst = 0;
+    for (int i = 0; i < LARSON_THREADS; i++) {
+        pthread_join(t[i], NULL);
+        if (l->ns[i] > worst)
+            worst = l->ns[i];
+    }
+    for (size_t i = 0; i < LARSON_SLOTS; i++)
+        free(atomic_load(&l->slot[i]));
+    printf("workload=larson calls=%ld ns_per_call=%.2f\n", 2 * l->ops * LARSON_THREADS, worst);
+}
+
+enum { RING = 1024 };
+
+struct ring {
+    _Atomic(void *) cell[RING];
+    long n;
+};
+
+static void *consumer(void *arg)
+{
+    struct ring *r = arg;
+    for (long k = 0; k < r->n; k++) {
+        void *p;
+        while ((p = atomic_exchange_explicit(&r->cell[k % RING], NULL, memory_order_acquire)) == NULL)
+            ;
+        if (((unsigned char *)p)[0] != (unsigned char)k) {
+            fprintf(stderr, "workloads: a block was damaged\n");
+            exit(3);
+        }
+        free(p);
+    }
+    return NULL;
+}
+
+static void prodcons(size_t scale)
+{
+    struct ring *r = xcalloc(1, sizeof *r);
+    r->n = 2000000 * (long)scale;
+    uint64_t st = 99;
+    pthread_t c;
+    double t0 = now_ns();
+    pthread_create(&c, NULL, consumer, r);
+    for (long k = 0; k < r->n; k++) {
+        size_t size = 16 + (size_t)(rng_next(&st) % 497);
+        unsigned char *p = must_malloc(size);
+        p[0] = (unsigned char)k;
+        while (atomic_load_explicit(&r->cell[k % RING], memory_order_acquire) != NULL)
+            ;
+        atomic_store_explicit(&r->cell[k % RING], p, memory_order_release);
+    }
+    pthread_join(c, NULL);
+    printf("workload=prodcons calls=%ld ns_per_call=%.2f\n", 2 * r->n, (now_ns() - t0) / (double)r->n);
+}
+
+/* ---------------------------------------------------------------- latency */
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+static uint32_t pct(uint32_t *v, size_t n, double q)
+{
+    size_t i = (size_t)(q * (double)(n - 1));
+    return v[i];
+}
+
+static void latency(size_t scale)
+{
+    const size_t live = 20000;
+    size_t ops = 1000000 * scale;
+    void **p = xcalloc(live, sizeof *p);
+    size_t *sz = xcalloc(live, sizeof *sz);
+    uint32_t *tm = xcalloc(ops, sizeof *tm), *tf = xcalloc(ops, sizeof *tf);
+    for (size_t i = 0; i < live; i++) {
+        sz[i] = mixed_size();
+        p[i] = must_malloc(sz[i]);
+        mark(p[i], sz[i], (unsigned char)i);
+    }
+    for (size_t k = 0; k < ops; k++) {
+        size_t i = rng() % live;
+        check(p[i], sz[i], (unsigned char)i);
+        double a = now_ns();
+        free(p[i]);
+        double b = now_ns();
+        sz[i] = mixed_size();
+        p[i] = must_malloc(sz[i]);
+        double c = now_ns();
+        mark(p[i], sz[i], (unsigned char)i);
+        tf[k] = (uint32_t)(b - a);
+        tm[k] = (uint32_t)(c - b);
+    }
+    for (size_t i = 0; i < live; i++)
+        free(p[i]);
+    qsort(tm, ops, sizeof *tm, cmp_u32);
+    qsort(tf, ops, sizeof *tf, cmp_u32);
+    printf("workload=latency calls=%zu malloc_p50=%u malloc_p99=%u malloc_p9999=%u malloc_max=%u "
+           "free_p50=%u free_p99=%u free_p9999=%u free_max=%u\n",
+           2 * ops, pct(tm, ops, 0.5), pct(tm, ops, 0.99), pct(tm, ops, 0.9999), tm[ops - 1],
+           pct(tf, ops, 0.5), pct(tf, ops, 0.99), pct(tf, ops, 0.9999), tf[ops - 1]);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: workloads same-inorder|same-random|churn|fragment [SCALE]\n");
+        fprintf(stderr, "usage: workloads same-inorder|same-random|churn|fragment|larson|prodcons|latency [SCALE]\n");
         return 2;
     }
     size_t scale = argc > 2 ? strtoul(argv[2], NULL, 10) : 1;
@@ -243,6 +403,12 @@ int main(int argc, char **argv)
         churn(scale);
     else if (strcmp(argv[1], "fragment") == 0)
         fragment(scale);
+    else if (strcmp(argv[1], "larson") == 0)
+        larson(scale);
+    else if (strcmp(argv[1], "prodcons") == 0)
+        prodcons(scale);
+    else if (strcmp(argv[1], "latency") == 0)
+        latency(scale);
     else {
         fprintf(stderr, "workloads: unknown workload '%s'\n", argv[1]);
         return 2;
