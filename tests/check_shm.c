@@ -477,6 +477,57 @@ START_TEST(bad_init_and_bad_pointers)
 }
 END_TEST
 
+/* calloc zeroes a reused block; realloc keeps the contents, grows in place when the
+ * next block is free, and a child can grow (and move) a block the parent made. */
+static char **slot; /* in the region: where the child leaves the moved block */
+
+static int grow_in_child(int unused)
+{
+    (void)unused;
+    char *q = shm_realloc(*slot, 50000);
+    if (q == NULL || strcmp(q, "parent's data") != 0)
+        return 1;
+    strcpy(q + 40000, "child's data");
+    *slot = q;
+    return 0;
+}
+
+START_TEST(calloc_and_realloc_semantics)
+{
+    use_engine(_i);
+    ck_assert_int_eq(shm_init(4 * MiB), 0);
+    unsigned char *a = shm_malloc(1000);
+    void *guard = shm_malloc(16);
+    memset(a, 0xab, 1000);
+    shm_free(a);
+    unsigned char *z = shm_calloc(10, 100);
+    ck_assert_ptr_eq(z, a); /* the same block, reused */
+    for (int i = 0; i < 1000; i++)
+        TU_REQUIRE(z[i] == 0, "byte %d not zeroed", i);
+    slot = shm_malloc(sizeof *slot);
+    char *p = shm_malloc(100);
+    void *after = shm_malloc(100);
+    void *fence = shm_malloc(16);
+    shm_free(after);
+    strcpy(p, "parent's data");
+    char *q = shm_realloc(p, 180); /* the free block after p lets it grow in place */
+    ck_assert_ptr_eq(q, p);
+    ck_assert_str_eq(q, "parent's data");
+    *slot = q;
+    reap_ok(spawn(grow_in_child, 0));
+    ck_assert_ptr_ne(*slot, q); /* 50,000 bytes did not fit there: it moved */
+    ck_assert_str_eq(*slot, "parent's data");
+    ck_assert_str_eq(*slot + 40000, "child's data");
+    shm_free(*slot);
+    shm_free(slot);
+    shm_free(fence);
+    shm_free(guard);
+    shm_free(z);
+    ck_assert_uint_eq(shm_stats().live_blocks, 0);
+    ck_assert_int_eq(shm_check(), 0);
+}
+END_TEST
+
 START_TEST(double_free_aborts)
 {
     ck_assert_int_eq(shm_init(MiB), 0);
@@ -595,6 +646,7 @@ static Suite *shm_suite(void)
     tcase_add_loop_test(tc, sigkill_at_random_moments, 0, n);
     tcase_add_loop_test(tc, damage_found_after_death_is_reported, 0, n);
     tcase_add_loop_test(tc, fill_to_cap_and_refill, 0, n);
+    tcase_add_loop_test(tc, calloc_and_realloc_semantics, 0, n);
     suite_add_tcase(s, tc);
     TCase *bad = tcase_create("misuse");
     tcase_add_test(bad, calls_before_init);
