@@ -102,6 +102,16 @@ struct fm_engine {
     const char *(*check)(void *eng);
 };
 
+/* Every engine lays its blocks out as block.h does: the 8 bytes before a block hold
+ * its stride (a multiple of 16) and flags (low 4 bits; bit 0: free).  The usable size
+ * of what may be a live block, read without validating it (callers validate with
+ * owns_block); only for p inside committed pool memory. */
+static inline size_t fm_block_usable_unchecked(const void *p)
+{
+    size_t word = ((const size_t *)p)[-1];
+    return (word & ~(size_t)15) - 8;
+}
+
 /* The engines, in the order `MEMMNG` documentation lists them; NULL-terminated. */
 extern const struct fm_engine *const fm_engines[] FM_HIDDEN;
 

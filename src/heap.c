@@ -2,6 +2,7 @@
 #include "heap.h"
 #include "diag.h"
 #include "os.h"
+#include "tcache.h"
 
 #include <errno.h>
 #include <string.h>
@@ -209,8 +210,12 @@ static void *alloc_locked(struct fm_heap *h, size_t align, size_t size)
                 h->c.peak_in_use = h->c.in_use;
             return p;
         }
-        if (!grow(h, size + align))
+        if (!grow(h, size + align)) {
+            /* Blocks held in thread caches are part of the cap: they go back first. */
+            if (h->caches && fm_tcache_flush_all(h))
+                continue;
             return NULL;
+        }
     }
 }
 
@@ -240,11 +245,21 @@ static void *alloc(struct fm_heap *h, size_t align, size_t size, uint64_t *count
 
 void *fm_heap_malloc(struct fm_heap *h, size_t size)
 {
+    if (h->caches && size <= FM_TCACHE_MAX_USABLE && fm_tcache_may_have(h, size)) {
+        void *p = fm_tcache_pop(h, size, false);
+        if (p)
+            return p;
+    }
     return alloc(h, FM_ALIGN, size, &h->c.calls_malloc);
 }
 
 void *fm_heap_calloc(struct fm_heap *h, size_t size)
 {
+    if (h->caches && size <= FM_TCACHE_MAX_USABLE && fm_tcache_may_have(h, size)) {
+        void *p = fm_tcache_pop(h, size, true);
+        if (p)
+            return p;
+    }
     void *p = alloc(h, FM_ALIGN, size, &h->c.calls_calloc);
     if (p)
         memset(p, 0, size);
@@ -295,6 +310,15 @@ enum fm_free_result fm_heap_free(struct fm_heap *h, void *p, const char *caller)
         h->c.foreign_frees++;
         unlock(h, held);
         return FM_FOREIGN;
+    }
+    /* A small live block goes to this thread's cache.  The checks read the block's
+     * size word and neighbours without the heap's lock: another thread may be changing
+     * the neighbours, which can only make a valid block look invalid, and then the
+     * locked path below decides.  (committed only grows: a stale value is smaller.) */
+    if (h->caches && (char *)p >= h->base + FM_ALIGN && (char *)p < h->base + h->committed) {
+        size_t u = fm_block_usable_unchecked(p);
+        if (u <= FM_TCACHE_MAX_USABLE && u >= 24 && fm_tcache_may_take(h, u) && fm_tcache_push(h, p))
+            return FM_FREED;
     }
     bool held = lock(h);
     if (fm_unlikely(h->damaged)) {
@@ -367,6 +391,8 @@ static void reset_pages(void *arg, void *start, size_t len)
 size_t fm_heap_trim(struct fm_heap *h)
 {
     bool held = lock(h);
+    if (h->caches)
+        fm_tcache_flush_all(h);
     size_t n = h->engine->free_pages(h->eng, fm_os_page_size(), reset_pages, NULL);
     h->c.trimmed += n;
     unlock(h, held);
@@ -404,6 +430,16 @@ void fm_heap_stats(struct fm_heap *h, struct fastmem_stats *st)
     st->foreign_frees = c->foreign_frees;
     st->trimmed = c->trimmed;
     st->recovered = c->recovered;
+    if (h->caches) {
+        struct fm_tcache_totals t;
+        fm_tcache_totals(h, &t);
+        st->in_use -= t.bytes;
+        st->live_blocks -= t.blocks;
+        st->cached = t.bytes;
+        st->calls_malloc += t.mallocs;
+        st->calls_calloc += t.callocs;
+        st->calls_free += t.frees;
+    }
     unlock(h, held);
     fm_format(st->engine, sizeof st->engine, "%s", h->engine->name);
 }
@@ -427,18 +463,53 @@ const char *fm_heap_check(struct fm_heap *h)
     return why;
 }
 
-/* Always the real lock here: a thread may be created between prefork and fork. */
+/* Always the real lock here: a thread may be created between prefork and fork.  The
+ * thread caches' locks are held too, so no cache is mid-change in the child. */
 void fm_heap_prefork(struct fm_heap *h)
 {
     fm_lock_acquire(&h->lock, h->shared);
+    if (h->caches)
+        fm_tcache_prefork(h);
 }
 
 void fm_heap_postfork_parent(struct fm_heap *h)
 {
+    if (h->caches)
+        fm_tcache_postfork_parent(h);
     fm_lock_release(&h->lock, h->shared);
+}
+
+void *fm_heap_alloc_internal(struct fm_heap *h, size_t size)
+{
+    bool held = lock(h);
+    void *p = alloc_locked(h, FM_ALIGN, size);
+    if (p) {
+        h->c.live_blocks--;
+        h->c.in_use -= h->engine->usable_size(h->eng, p);
+    }
+    unlock(h, held);
+    return p;
+}
+
+void fm_heap_release_cached(struct fm_heap *h, void *p)
+{
+    ptrdiff_t r = h->engine->free(h->eng, p);
+    if (fm_likely(r > 0)) {
+        h->c.live_blocks--;
+        h->c.in_use -= (uint64_t)r;
+    }
+}
+
+void fm_heap_with_lock(struct fm_heap *h, void (*fn)(struct fm_heap *, void *), void *arg)
+{
+    bool held = lock(h);
+    fn(h, arg);
+    unlock(h, held);
 }
 
 void fm_heap_postfork_child(struct fm_heap *h)
 {
     fm_lock_init(&h->lock);
+    if (h->caches)
+        fm_tcache_postfork_child(h);
 }

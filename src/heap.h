@@ -47,6 +47,9 @@ struct fm_heap {
     size_t committed;                 /* usable bytes from base, page-aligned */
     int (*commit)(void *addr, size_t len); /* makes more usable; NULL if all is */
     char *populated;                  /* pages below are faulted in (populate-ahead) */
+    bool caches;                      /* per-thread caches in front (tcache.c) */
+    fm_lock_t tc_registry_lock;
+    struct fm_tcache *tc_registry;
     bool populate;                    /* populate ahead of small blocks */
     struct fm_counters c;
 };
@@ -105,6 +108,14 @@ size_t fm_heap_report(struct fm_heap *h, char *buf, size_t size) FM_HIDDEN;
 
 /* The engine's invariant check, under the lock: NULL if the heap is sound. */
 const char *fm_heap_check(struct fm_heap *h) FM_HIDDEN;
+
+/* For tcache.c.  A block for the heap's own use, not counted as the program's. */
+void *fm_heap_alloc_internal(struct fm_heap *h, size_t size) FM_HIDDEN;
+/* With the lock held: free a block that sat in a thread cache (the program's free of
+ * it was counted when it was cached). */
+void fm_heap_release_cached(struct fm_heap *h, void *p) FM_HIDDEN;
+/* Run fn(h, arg) holding the heap's lock. */
+void fm_heap_with_lock(struct fm_heap *h, void (*fn)(struct fm_heap *, void *), void *arg) FM_HIDDEN;
 
 /* The shm_* region's heap, or NULL before shm_init (shm.c; for the tests). */
 struct fm_heap *fm_shm_heap(void) FM_HIDDEN;

@@ -11,6 +11,7 @@
 #include "libc.h"
 #include "os.h"
 #include "stats.h"
+#include "tcache.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -92,6 +93,7 @@ static void make_process_heap(void)
     if (fm_heap_init(&fm_process_heap, o->engine, base, cap, 0, first, fm_os_commit, false) != 0)
         fm_exit_with(1, "MEMSIZE=%s is too small for engine %s", size, o->engine->name);
     fm_heap_set_release(&fm_process_heap, (size_t)o->release);
+    fm_tcache_setup(&fm_process_heap);
 }
 
 struct fm_heap *fm_init_slow(void)

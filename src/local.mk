@@ -15,7 +15,8 @@ noinst_LTLIBRARIES += %D%/libfastmem_core.la
 	%D%/os_linux.c \
 	%D%/posix.c \
 	%D%/shm.c \
-	%D%/stats.c
+	%D%/stats.c \
+	%D%/tcache.c
 %C%_libfastmem_core_la_CFLAGS = $(AM_CFLAGS) $(FM_LIB_CFLAGS)
 
 lib_LTLIBRARIES += %D%/libfastmem.la
@@ -37,4 +38,5 @@ noinst_HEADERS += \
 	%D%/options.h \
 	%D%/os.h \
 	%D%/posix.h \
-	%D%/stats.h
+	%D%/stats.h \
+	%D%/tcache.h

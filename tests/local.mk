@@ -24,8 +24,8 @@ SH_LOG_COMPILER = bash
 FM_CHECK_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 FM_CHECK_LDADD = src/libfastmem_core.la $(CHECK_LIBS)
 
-check_PROGRAMS += tests/check_engine tests/check_options tests/check_shm
-TESTS += tests/check_engine tests/check_options tests/check_shm
+check_PROGRAMS += tests/check_engine tests/check_options tests/check_shm tests/check_tcache
+TESTS += tests/check_engine tests/check_options tests/check_shm tests/check_tcache
 noinst_HEADERS += tests/testutil.h
 
 tests_check_engine_SOURCES = tests/check_engine.c
@@ -37,6 +37,11 @@ tests_check_shm_SOURCES = tests/check_shm.c
 tests_check_shm_CFLAGS = $(FM_CHECK_CFLAGS)
 tests_check_shm_LDADD = $(FM_CHECK_LDADD)
 tests_check_shm_LDFLAGS = -no-install
+
+tests_check_tcache_SOURCES = tests/check_tcache.c
+tests_check_tcache_CFLAGS = $(FM_CHECK_CFLAGS) -pthread
+tests_check_tcache_LDADD = $(FM_CHECK_LDADD)
+tests_check_tcache_LDFLAGS = -no-install -pthread
 
 tests_check_options_SOURCES = tests/check_options.c
 tests_check_options_CFLAGS = $(FM_CHECK_CFLAGS)

@@ -1,0 +1,285 @@
+/* tcache.c: per-thread caches of small free blocks in front of the private heap.
+ *
+ * Each thread keeps, for each block stride from 32 to 1024 bytes, a short LIFO list
+ * of blocks it freed (at most LIMIT).  malloc of a size whose stride has one pops it
+ * without touching the heap's lock or the engine; free of such a block pushes it.
+ * Cached blocks stay allocated as far as the engine is concerned, so they count
+ * against the cap like any block, and the engines behind (both of them) are unchanged.
+ *
+ * The cap stays exact: before the heap refuses a request with ENOMEM it flushes every
+ * thread's cache back to the engine and tries again.  A thread that exits flushes its
+ * cache (a pthread key destructor); fork flushes, in the child, the caches of the
+ * threads that do not exist there.
+ *
+ * Locking.  A cache is its owner's, except when another thread flushes it (ENOMEM,
+ * fork, statistics), so each has a lock that the owner takes on every operation while
+ * the process has more than one thread (uncontended: one compare-and-swap and one
+ * exchange) and skips while it has one.  Lock order: the heap's lock, then the
+ * registry's, then a cache's.  The fast paths take only their cache's lock, and never
+ * take the heap's lock while holding it.
+ *
+ * Double free.  A cached block carries this process's key in its second word; freeing
+ * a block that carries it makes the owner search its own list for it, as glibc's
+ * tcache does.  A block freed twice by two different threads is not caught here.
+ */
+#include "tcache.h"
+#include "diag.h"
+#include "heap.h"
+#include "os.h"
+
+#include <pthread.h>
+#include <string.h>
+#if HAVE_SYS_SINGLE_THREADED_H
+#include <sys/single_threaded.h>
+#endif
+
+enum { NCLASS = FM_TCACHE_NCLASS, LIMIT = FM_TCACHE_LIMIT };
+
+__thread struct fm_tcache *fm_tcache_mine __attribute__((tls_model("initial-exec")));
+__thread int fm_tcache_state __attribute__((tls_model("initial-exec")));
+#define tls_cache fm_tcache_mine
+#define tls_state fm_tcache_state
+
+static pthread_key_t exit_key;
+static uint64_t key_value; /* the double-free mark, random per process */
+
+static inline bool tc_lock(struct fm_tcache *tc)
+{
+#if HAVE_SYS_SINGLE_THREADED_H
+    if (__libc_single_threaded)
+        return false;
+#endif
+    fm_lock_acquire(&tc->lock, false);
+    return true;
+}
+
+static inline void tc_unlock(struct fm_tcache *tc, bool held)
+{
+    if (held)
+        fm_lock_release(&tc->lock, false);
+}
+
+/* Give every block tc holds back to the engine.  Heap lock and tc's lock held. */
+static void drain(struct fm_heap *h, struct fm_tcache *tc)
+{
+    for (size_t c = 0; c < NCLASS; c++) {
+        while (tc->head[c]) {
+            void **p = tc->head[c];
+            tc->head[c] = *p;
+            fm_heap_release_cached(h, p);
+        }
+        tc->count[c] = 0;
+    }
+    tc->bytes = tc->blocks = 0;
+}
+
+static void thread_exit(void *arg)
+{
+    struct fm_tcache *tc = arg;
+    tls_state = 2;
+    tls_cache = NULL;
+    struct fm_heap *h = tc->heap;
+    fm_heap_with_lock(h, fm_tcache_retire, tc);
+}
+
+/* Heap lock held: unregister tc, fold its counters into the heap's, drain and free it. */
+void fm_tcache_retire(struct fm_heap *h, void *arg)
+{
+    struct fm_tcache *tc = arg;
+    fm_lock_acquire(&h->tc_registry_lock, false);
+    if (tc->prev)
+        tc->prev->next = tc->next;
+    else
+        h->tc_registry = tc->next;
+    if (tc->next)
+        tc->next->prev = tc->prev;
+    fm_lock_release(&h->tc_registry_lock, false);
+    drain(h, tc);
+    h->c.calls_malloc += tc->mallocs;
+    h->c.calls_calloc += tc->callocs;
+    h->c.calls_free += tc->frees;
+    h->engine->free(h->eng, tc);
+}
+
+void fm_tcache_setup(struct fm_heap *h)
+{
+    if (pthread_key_create(&exit_key, thread_exit) != 0)
+        return; /* no caches: they could not be flushed at thread exit */
+    uint64_t k = (uint64_t)(uintptr_t)&k ^ ((uint64_t)fm_os_thread_id() << 32) ^ 0x9e3779b97f4a7c15ULL;
+    key_value = k | 1;
+    h->caches = true;
+}
+
+/* This thread's cache for h, made on first use; NULL if it cannot have one. */
+static struct fm_tcache *cache(struct fm_heap *h)
+{
+    struct fm_tcache *tc = tls_cache;
+    if (fm_likely(tc != NULL))
+        return tc->heap == h ? tc : NULL;
+    if (tls_state != 0)
+        return NULL;
+    tls_state = 2; /* until it is made: the calls below must not recurse here */
+    tc = fm_heap_alloc_internal(h, sizeof *tc);
+    if (tc == NULL)
+        return NULL;
+    memset(tc, 0, sizeof *tc);
+    tc->heap = h;
+    if (pthread_setspecific(exit_key, tc) != 0) {
+        fm_heap_with_lock(h, fm_tcache_retire_unlisted, tc);
+        return NULL;
+    }
+    fm_lock_acquire(&h->tc_registry_lock, false);
+    tc->next = h->tc_registry;
+    if (tc->next)
+        tc->next->prev = tc;
+    h->tc_registry = tc;
+    fm_lock_release(&h->tc_registry_lock, false);
+    tls_cache = tc;
+    tls_state = 1;
+    return tc;
+}
+
+void fm_tcache_retire_unlisted(struct fm_heap *h, void *tc)
+{
+    h->engine->free(h->eng, tc);
+}
+
+static inline size_t class_of_size(size_t size)
+{
+    size_t s = (size + 8 + 15) & ~(size_t)15;
+    return (s < 32 ? 32 : s) >> 4;
+}
+
+void *fm_tcache_pop(struct fm_heap *h, size_t size, bool zero)
+{
+    struct fm_tcache *tc = tls_cache;
+    if (fm_unlikely(tc == NULL || tc->heap != h))
+        return NULL;
+    size_t c = class_of_size(size);
+    bool held = tc_lock(tc);
+    void **p = tc->head[c];
+    if (p) {
+        tc->head[c] = *p;
+        tc->count[c]--;
+        tc->blocks--;
+        tc->bytes -= (c << 4) - 8;
+        if (zero)
+            tc->callocs++;
+        else
+            tc->mallocs++;
+    }
+    tc_unlock(tc, held);
+    if (p) {
+        p[1] = 0; /* no longer marked cached */
+        if (zero)
+            memset(p, 0, size);
+    }
+    return p;
+}
+
+bool fm_tcache_push(struct fm_heap *h, void *ptr)
+{
+    struct fm_tcache *tc = cache(h);
+    if (fm_unlikely(tc == NULL))
+        return false;
+    /* The size word is read before the block is known to be one: the caller has
+     * checked that ptr lies in the committed pool, and owns_block decides below. */
+    size_t usable = fm_block_usable_unchecked(ptr);
+    size_t stride = usable + 8;
+    if (stride > FM_TCACHE_MAX_STRIDE || stride < 32)
+        return false;
+    size_t c = stride >> 4;
+    void **p = ptr;
+    bool held = tc_lock(tc);
+    /* Full: the caller frees it to the engine, which checks it there, once. */
+    if (tc->count[c] >= LIMIT || !h->engine->owns_block(h->eng, ptr)) {
+        tc_unlock(tc, held);
+        return false;
+    }
+    if (fm_unlikely((uint64_t)(uintptr_t)p[1] == key_value)) {
+        for (void **q = tc->head[c]; q; q = *q)
+            if (q == p) {
+                tc_unlock(tc, held);
+                fm_die("free(%p): double free: the block was already freed", ptr);
+            }
+    }
+    p[0] = tc->head[c];
+    p[1] = (void *)(uintptr_t)key_value;
+    tc->head[c] = p;
+    tc->count[c]++;
+    tc->blocks++;
+    tc->bytes += usable;
+    tc->frees++;
+    tc_unlock(tc, held);
+    return true;
+}
+
+bool fm_tcache_flush_all(struct fm_heap *h)
+{
+    bool any = false;
+    fm_lock_acquire(&h->tc_registry_lock, false);
+    for (struct fm_tcache *tc = h->tc_registry; tc; tc = tc->next) {
+        fm_lock_acquire(&tc->lock, false);
+        any = any || tc->blocks != 0;
+        drain(h, tc);
+        fm_lock_release(&tc->lock, false);
+    }
+    fm_lock_release(&h->tc_registry_lock, false);
+    return any;
+}
+
+void fm_tcache_totals(struct fm_heap *h, struct fm_tcache_totals *t)
+{
+    memset(t, 0, sizeof *t);
+    fm_lock_acquire(&h->tc_registry_lock, false);
+    for (struct fm_tcache *tc = h->tc_registry; tc; tc = tc->next) {
+        fm_lock_acquire(&tc->lock, false);
+        t->bytes += tc->bytes;
+        t->blocks += tc->blocks;
+        t->mallocs += tc->mallocs;
+        t->callocs += tc->callocs;
+        t->frees += tc->frees;
+        fm_lock_release(&tc->lock, false);
+    }
+    fm_lock_release(&h->tc_registry_lock, false);
+}
+
+void fm_tcache_prefork(struct fm_heap *h)
+{
+    fm_lock_acquire(&h->tc_registry_lock, false);
+    for (struct fm_tcache *tc = h->tc_registry; tc; tc = tc->next)
+        fm_lock_acquire(&tc->lock, false);
+}
+
+void fm_tcache_postfork_parent(struct fm_heap *h)
+{
+    for (struct fm_tcache *tc = h->tc_registry; tc; tc = tc->next)
+        fm_lock_release(&tc->lock, false);
+    fm_lock_release(&h->tc_registry_lock, false);
+}
+
+/* In the child, with the heap's lock reset: only this thread exists.  The others'
+ * caches go back to the engine, and their structs with them. */
+void fm_tcache_postfork_child(struct fm_heap *h)
+{
+    fm_lock_init(&h->tc_registry_lock);
+    struct fm_tcache *mine = tls_cache;
+    struct fm_tcache *tc = h->tc_registry;
+    h->tc_registry = NULL;
+    while (tc) {
+        struct fm_tcache *next = tc->next;
+        fm_lock_init(&tc->lock);
+        if (tc == mine) {
+            tc->prev = NULL;
+            tc->next = h->tc_registry;
+            h->tc_registry = tc;
+        } else {
+            drain(h, tc);
+            h->c.calls_malloc += tc->mallocs;
+            h->c.calls_calloc += tc->callocs;
+            h->c.calls_free += tc->frees;
+            h->engine->free(h->eng, tc);
+        }
+        tc = next;
+    }
+}

@@ -1,0 +1,81 @@
+/* tcache.h: per-thread caches of small free blocks in front of the private heap
+ * (tcache.c explains). */
+#ifndef FM_TCACHE_H
+#define FM_TCACHE_H
+
+#include "lock.h"
+
+struct fm_heap;
+
+/* Blocks of this stride or less are cached: usable sizes up to 1016 bytes; at most
+ * FM_TCACHE_LIMIT of each stride per thread. */
+#define FM_TCACHE_MAX_STRIDE ((size_t)1024)
+#define FM_TCACHE_MAX_USABLE (FM_TCACHE_MAX_STRIDE - 8)
+#define FM_TCACHE_NCLASS (FM_TCACHE_MAX_STRIDE / 16 + 1) /* stride >> 4, 2..64 */
+#define FM_TCACHE_LIMIT 8
+
+struct fm_tcache {
+    fm_lock_t lock;
+    struct fm_heap *heap;
+    struct fm_tcache *next, *prev; /* the heap's registry */
+    void *head[FM_TCACHE_NCLASS];
+    uint8_t count[FM_TCACHE_NCLASS];
+    uint64_t bytes, blocks;           /* usable bytes and blocks held */
+    uint64_t mallocs, callocs, frees; /* calls served here */
+};
+
+/* This thread's cache; the state says whether it may have one (0 not yet, 1 yes, 2
+ * never again: the thread is exiting). */
+extern __thread struct fm_tcache *fm_tcache_mine __attribute__((tls_model("initial-exec"))) FM_HIDDEN;
+extern __thread int fm_tcache_state __attribute__((tls_model("initial-exec"))) FM_HIDDEN;
+
+/* Quick guesses, without the cache's lock, so that a call the cache cannot serve
+ * costs next to nothing: whether this thread's cache for h has a block of the stride
+ * size needs, and whether it may have room for a block of this usable size.  The
+ * calls below decide under the lock. */
+static inline bool fm_tcache_may_have(const struct fm_heap *h, size_t size)
+{
+    const struct fm_tcache *tc = fm_tcache_mine;
+    size_t s = (size + 8 + 15) & ~(size_t)15;
+    return tc != NULL && tc->heap == h && tc->head[(s < 32 ? 32 : s) >> 4] != NULL;
+}
+
+static inline bool fm_tcache_may_take(const struct fm_heap *h, size_t usable)
+{
+    const struct fm_tcache *tc = fm_tcache_mine;
+    if (tc == NULL)
+        return fm_tcache_state == 0;
+    return tc->heap == h && tc->count[(usable + 8) >> 4] < FM_TCACHE_LIMIT;
+}
+
+struct fm_tcache_totals {
+    uint64_t bytes, blocks, mallocs, callocs, frees;
+};
+
+/* Turn caches on for h (the process heap). */
+void fm_tcache_setup(struct fm_heap *h) FM_HIDDEN;
+
+/* A cached block of at least size (<= FM_TCACHE_MAX_USABLE) usable bytes, zeroed for
+ * size bytes if zero; NULL if this thread has none. */
+void *fm_tcache_pop(struct fm_heap *h, size_t size, bool zero) FM_HIDDEN;
+
+/* Keep live block p, which lies in the committed pool, in this thread's cache instead
+ * of freeing it; false if it is no small live block or the cache has no room. */
+bool fm_tcache_push(struct fm_heap *h, void *p) FM_HIDDEN;
+
+/* With the heap's lock held: every cache back to the engine; true if any held a block. */
+bool fm_tcache_flush_all(struct fm_heap *h) FM_HIDDEN;
+
+/* With the heap's lock held: what the caches hold and the calls they served. */
+void fm_tcache_totals(struct fm_heap *h, struct fm_tcache_totals *t) FM_HIDDEN;
+
+/* Fork, after/before the heap's own handlers (heap.c calls these). */
+void fm_tcache_prefork(struct fm_heap *h) FM_HIDDEN;
+void fm_tcache_postfork_parent(struct fm_heap *h) FM_HIDDEN;
+void fm_tcache_postfork_child(struct fm_heap *h) FM_HIDDEN;
+
+/* Heap-lock callbacks (fm_heap_with_lock). */
+void fm_tcache_retire(struct fm_heap *h, void *tc) FM_HIDDEN;
+void fm_tcache_retire_unlisted(struct fm_heap *h, void *tc) FM_HIDDEN;
+
+#endif

@@ -1,0 +1,299 @@
+/* check_tcache.c: the per-thread caches in front of the private heap.
+ *
+ * Each test makes a heap as the shim does (caches on) over every engine, and checks
+ * what the caches promise: a freed small block is reused by the same thread without
+ * the engine; the statistics count cached blocks as free; the cap stays exact with
+ * several threads holding caches (they are flushed before ENOMEM); a thread that
+ * exits gives its cache back; fork leaves the child a heap without the other threads'
+ * caches; a double free of a cached block is caught; threads churning at once keep
+ * their data.
+ */
+#include "testutil.h"
+
+#include "engine.h"
+#include "heap.h"
+#include "os.h"
+#include "tcache.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MiB ((size_t)1 << 20)
+
+static size_t engine_count(void)
+{
+    size_t n = 0;
+    while (fm_engines[n])
+        n++;
+    return n;
+}
+
+static struct fm_heap heap;
+
+static void open_heap(int engine, size_t cap)
+{
+    int err = 0;
+    void *base = fm_os_reserve(cap, &err);
+    ck_assert_ptr_nonnull(base);
+    size_t first = 256 * 1024;
+    ck_assert_int_eq(fm_os_commit(base, first), 0);
+    ck_assert_int_eq(fm_heap_init(&heap, fm_engines[engine], base, cap, 0, first, fm_os_commit, false), 0);
+    fm_tcache_setup(&heap);
+    ck_assert(heap.caches);
+}
+
+static struct fastmem_stats stats(void)
+{
+    struct fastmem_stats st;
+    fm_heap_stats(&heap, &st);
+    return st;
+}
+
+#define assert_sound()                                                        \
+    do {                                                                      \
+        const char *why_ = fm_heap_check(&heap);                              \
+        ck_assert_msg(why_ == NULL, "heap damaged: %s", why_);                \
+    } while (0)
+
+START_TEST(reuse_without_the_engine)
+{
+    open_heap(_i, 64 * MiB);
+    char *p = fm_heap_malloc(&heap, 100);
+    strcpy(p, "x");
+    struct fastmem_stats st = stats();
+    ck_assert_uint_eq(st.live_blocks, 1);
+    ck_assert_int_eq(fm_heap_free(&heap, p, "test"), FM_FREED);
+    st = stats();
+    ck_assert_uint_eq(st.live_blocks, 0);
+    ck_assert_uint_eq(st.in_use, 0);
+    ck_assert_uint_eq(st.cached, 104);
+    ck_assert_uint_eq(st.calls_free, 1);
+    char *q = fm_heap_malloc(&heap, 97); /* same stride: the cached block */
+    ck_assert_ptr_eq(q, p);
+    char *z = fm_heap_calloc(&heap, 100);
+    ck_assert_ptr_nonnull(z);
+    fm_heap_free(&heap, z, "test");
+    z = fm_heap_calloc(&heap, 100); /* from the cache, and zeroed */
+    for (int i = 0; i < 100; i++)
+        TU_REQUIRE(z[i] == 0, "byte %d", i);
+    st = stats();
+    ck_assert_uint_eq(st.calls_malloc, 2);
+    ck_assert_uint_eq(st.calls_calloc, 2);
+    ck_assert_uint_eq(st.calls_free, 2);
+    ck_assert_uint_eq(st.live_blocks, 2);
+    ck_assert_uint_eq(st.cached, 0);
+    /* Large blocks bypass the cache. */
+    void *big = fm_heap_malloc(&heap, 5000);
+    fm_heap_free(&heap, big, "test");
+    ck_assert_uint_eq(stats().cached, 0);
+    /* malloc_trim empties the caches. */
+    fm_heap_free(&heap, q, "test");
+    fm_heap_free(&heap, z, "test");
+    ck_assert_uint_gt(stats().cached, 0);
+    fm_heap_trim(&heap);
+    st = stats();
+    ck_assert_uint_eq(st.cached, 0);
+    ck_assert_uint_eq(st.live_blocks, 0);
+    assert_sound();
+}
+END_TEST
+
+START_TEST(double_free_of_cached_block_aborts)
+{
+    open_heap(_i, 64 * MiB);
+    void *p = fm_heap_malloc(&heap, 64);
+    fm_heap_free(&heap, p, "free");
+    fm_heap_free(&heap, p, "free");
+}
+END_TEST
+
+/* Threads that fill their caches and wait. */
+enum { THREADS = 4 };
+static pthread_barrier_t filled, release_threads;
+
+static void *fill_cache_and_wait(void *arg)
+{
+    (void)arg;
+    void *p[64][8];
+    for (int c = 0; c < 62; c++)
+        for (int k = 0; k < 8; k++)
+            p[c][k] = fm_heap_malloc(&heap, 24 + (size_t)c * 16);
+    for (int c = 0; c < 62; c++)
+        for (int k = 0; k < 8; k++)
+            fm_heap_free(&heap, p[c][k], "test");
+    pthread_barrier_wait(&filled);
+    pthread_barrier_wait(&release_threads);
+    return NULL;
+}
+
+/* With four threads holding full caches, one thread can still fill the heap to the
+ * cap: the caches are flushed before ENOMEM. */
+START_TEST(cap_exact_with_threads_holding_caches)
+{
+    const size_t cap = 8 * MiB;
+    open_heap(_i, cap);
+    pthread_barrier_init(&filled, NULL, THREADS + 1);
+    pthread_barrier_init(&release_threads, NULL, THREADS + 1);
+    pthread_t t[THREADS];
+    for (int i = 0; i < THREADS; i++)
+        pthread_create(&t[i], NULL, fill_cache_and_wait, NULL);
+    pthread_barrier_wait(&filled);
+    struct fastmem_stats st = stats();
+    ck_assert_uint_ge(st.cached, THREADS * 62 * 8 * 24);
+    ck_assert_uint_eq(st.live_blocks, 0);
+    static void *blk[1 << 14];
+    size_t n = 0, usable = 0;
+    while ((blk[n] = fm_heap_malloc(&heap, 4000)) != NULL) {
+        usable += fm_heap_usable_size(&heap, blk[n]);
+        n++;
+    }
+    ck_assert_int_eq(errno, ENOMEM);
+    st = stats();
+    ck_assert_uint_eq(st.cached, 0);
+    ck_assert_uint_ge(usable, cap / 100 * 97);
+    pthread_barrier_wait(&release_threads);
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(t[i], NULL);
+    for (size_t i = 0; i < n; i++)
+        fm_heap_free(&heap, blk[i], "test");
+    fm_heap_trim(&heap);
+    st = stats();
+    ck_assert_uint_eq(st.live_blocks, 0);
+    ck_assert_uint_eq(st.cached, 0);
+    assert_sound();
+}
+END_TEST
+
+static void *fill_cache_and_exit(void *arg)
+{
+    (void)arg;
+    void *p[32];
+    for (int k = 0; k < 32; k++)
+        p[k] = fm_heap_malloc(&heap, 16 + (size_t)k * 8);
+    for (int k = 0; k < 32; k++)
+        fm_heap_free(&heap, p[k], "test");
+    return NULL;
+}
+
+START_TEST(thread_exit_returns_its_cache)
+{
+    open_heap(_i, 64 * MiB);
+    for (int round = 0; round < 20; round++) {
+        pthread_t t;
+        pthread_create(&t, NULL, fill_cache_and_exit, NULL);
+        pthread_join(t, NULL);
+        struct fastmem_stats st = stats();
+        TU_REQUIRE(st.cached == 0 && st.live_blocks == 0 && st.in_use == 0,
+                   "round %d: cached %llu, live %llu", round, (unsigned long long)st.cached,
+                   (unsigned long long)st.live_blocks);
+        TU_REQUIRE(st.calls_free == (uint64_t)(round + 1) * 32, "round %d: frees %llu", round,
+                   (unsigned long long)st.calls_free);
+    }
+    assert_sound();
+}
+END_TEST
+
+/* fork while other threads hold caches: the child's heap has none of theirs, and
+ * can fill to the cap. */
+START_TEST(fork_while_threads_hold_caches)
+{
+    const size_t cap = 8 * MiB;
+    open_heap(_i, cap);
+    pthread_barrier_init(&filled, NULL, THREADS + 1);
+    pthread_barrier_init(&release_threads, NULL, THREADS + 1);
+    pthread_t t[THREADS];
+    for (int i = 0; i < THREADS; i++)
+        pthread_create(&t[i], NULL, fill_cache_and_wait, NULL);
+    pthread_barrier_wait(&filled);
+    fm_heap_prefork(&heap);
+    pid_t pid = fork();
+    if (pid == 0) {
+        fm_heap_postfork_child(&heap);
+        struct fastmem_stats st = stats();
+        if (st.cached != 0 || st.live_blocks != 0 || fm_heap_check(&heap) != NULL)
+            _exit(1);
+        size_t usable = 0;
+        void *p;
+        while ((p = fm_heap_malloc(&heap, 4000)) != NULL)
+            usable += fm_heap_usable_size(&heap, p);
+        _exit(usable >= cap / 100 * 97 && fm_heap_check(&heap) == NULL ? 0 : 2);
+    }
+    fm_heap_postfork_parent(&heap);
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %#x", status);
+    ck_assert_uint_gt(stats().cached, 0); /* the parent's threads still hold theirs */
+    pthread_barrier_wait(&release_threads);
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(t[i], NULL);
+    ck_assert_uint_eq(stats().cached, 0);
+    assert_sound();
+}
+END_TEST
+
+static void *churn(void *arg)
+{
+    uint64_t rng = 17 + (uint64_t)(uintptr_t)arg;
+    enum { SLOTS = 128 };
+    unsigned char *p[SLOTS] = {0};
+    size_t n[SLOTS] = {0};
+    for (long k = 0; k < 200000; k++) {
+        size_t i = tu_rand(&rng) % SLOTS;
+        if (p[i]) {
+            if (tu_verify(p[i], n[i], (uint32_t)i) != n[i])
+                return (void *)1;
+            fm_heap_free(&heap, p[i], "test");
+        }
+        n[i] = 1 + tu_rand(&rng) % 1500;
+        p[i] = fm_heap_malloc(&heap, n[i]);
+        if (p[i] == NULL)
+            return (void *)2;
+        tu_fill(p[i], n[i], (uint32_t)i);
+    }
+    for (size_t i = 0; i < SLOTS; i++)
+        fm_heap_free(&heap, p[i], "test");
+    return NULL;
+}
+
+START_TEST(threads_churn_with_caches)
+{
+    open_heap(_i, 256 * MiB);
+    pthread_t t[THREADS];
+    for (intptr_t i = 0; i < THREADS; i++)
+        pthread_create(&t[i], NULL, churn, (void *)i);
+    for (int i = 0; i < THREADS; i++) {
+        void *r;
+        pthread_join(t[i], &r);
+        ck_assert_ptr_null(r);
+    }
+    struct fastmem_stats st = stats();
+    ck_assert_uint_eq(st.live_blocks, 0);
+    ck_assert_uint_eq(st.cached, 0); /* the threads exited */
+    ck_assert_uint_eq(st.calls_malloc, st.calls_free);
+    assert_sound();
+}
+END_TEST
+
+static Suite *tcache_suite(void)
+{
+    Suite *s = suite_create("tcache");
+    int n = (int)engine_count();
+    TCase *tc = tcase_create("caches");
+    tcase_set_timeout(tc, 120);
+    tcase_add_loop_test(tc, reuse_without_the_engine, 0, n);
+    tcase_add_loop_test_raise_signal(tc, double_free_of_cached_block_aborts, SIGABRT, 0, n);
+    tcase_add_loop_test(tc, cap_exact_with_threads_holding_caches, 0, n);
+    tcase_add_loop_test(tc, thread_exit_returns_its_cache, 0, n);
+    tcase_add_loop_test(tc, fork_while_threads_hold_caches, 0, n);
+    tcase_add_loop_test(tc, threads_churn_with_caches, 0, n);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return tu_run(tcache_suite());
+}
