@@ -42,8 +42,8 @@ extern "C" {
     X(failed_cap,     N, "requests refused with ENOMEM: no room left under the cap")       \
     X(failed_invalid, N, "requests refused as impossible (size overflow, bad alignment)")  \
     X(foreign_frees,  N, "frees of pointers the heap never gave out, ignored")             \
-    X(trimmed,        B, "given back to the kernel: free runs of 1 MiB+, and malloc_trim")                        \
-    X(recovered,      N, "times a process died holding a shared heap's lock, recovered") \
+    X(trimmed,        B, "given back to the kernel (malloc_trim; MEMRELEASE)")                    \
+    X(recovered,      N, "times a process died holding a shared heap's lock, recovered")   \
     X(cached,         B, "in small blocks freed into thread caches: free, still in the pool")
 
 struct fastmem_stats {
