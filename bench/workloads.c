@@ -151,6 +151,16 @@ static size_t mixed_size(void)
     return 8192 + r % 57344;      /* 8 KiB..64 KiB */
 }
 
+/* live blocks of mixed sizes, each marked. */
+static void fill_live(void **p, size_t *sz, size_t live)
+{
+    for (size_t i = 0; i < live; i++) {
+        sz[i] = mixed_size();
+        p[i] = must_malloc(sz[i]);
+        mark(p[i], sz[i], (unsigned char)i);
+    }
+}
+
 static void churn(size_t scale)
 {
     const size_t live = 20000;
@@ -158,11 +168,7 @@ static void churn(size_t scale)
     void **p = xcalloc(live, sizeof *p);
     size_t *sz = xcalloc(live, sizeof *sz);
     double t0 = now_ns();
-    for (size_t i = 0; i < live; i++) {
-        sz[i] = mixed_size();
-        p[i] = must_malloc(sz[i]);
-        mark(p[i], sz[i], (unsigned char)i);
-    }
+    fill_live(p, sz, live);
     for (size_t k = 0; k < ops; k++) {
         size_t i = rng() % live;
         check(p[i], sz[i], (unsigned char)i);
@@ -358,11 +364,7 @@ static void latency(size_t scale)
     void **p = xcalloc(live, sizeof *p);
     size_t *sz = xcalloc(live, sizeof *sz);
     uint32_t *tm = xcalloc(ops, sizeof *tm), *tf = xcalloc(ops, sizeof *tf);
-    for (size_t i = 0; i < live; i++) {
-        sz[i] = mixed_size();
-        p[i] = must_malloc(sz[i]);
-        mark(p[i], sz[i], (unsigned char)i);
-    }
+    fill_live(p, sz, live);
     for (size_t k = 0; k < ops; k++) {
         size_t i = rng() % live;
         check(p[i], sz[i], (unsigned char)i);

@@ -129,18 +129,24 @@ static void *fill_cache_and_wait(void *arg)
     return NULL;
 }
 
+/* Start THREADS threads that fill their caches, and wait until they have. */
+static void start_cache_holders(pthread_t *t)
+{
+    pthread_barrier_init(&filled, NULL, THREADS + 1);
+    pthread_barrier_init(&release_threads, NULL, THREADS + 1);
+    for (int i = 0; i < THREADS; i++)
+        pthread_create(&t[i], NULL, fill_cache_and_wait, NULL);
+    pthread_barrier_wait(&filled);
+}
+
 /* With four threads holding full caches, one thread can still fill the heap to the
  * cap: the caches are flushed before ENOMEM. */
 START_TEST(cap_exact_with_threads_holding_caches)
 {
     const size_t cap = 8 * MiB;
     open_heap(_i, cap);
-    pthread_barrier_init(&filled, NULL, THREADS + 1);
-    pthread_barrier_init(&release_threads, NULL, THREADS + 1);
     pthread_t t[THREADS];
-    for (int i = 0; i < THREADS; i++)
-        pthread_create(&t[i], NULL, fill_cache_and_wait, NULL);
-    pthread_barrier_wait(&filled);
+    start_cache_holders(t);
     struct fastmem_stats st = stats();
     ck_assert_uint_ge(st.cached, THREADS * 62 * 8 * 24);
     ck_assert_uint_eq(st.live_blocks, 0);
@@ -202,12 +208,8 @@ START_TEST(fork_while_threads_hold_caches)
 {
     const size_t cap = 8 * MiB;
     open_heap(_i, cap);
-    pthread_barrier_init(&filled, NULL, THREADS + 1);
-    pthread_barrier_init(&release_threads, NULL, THREADS + 1);
     pthread_t t[THREADS];
-    for (int i = 0; i < THREADS; i++)
-        pthread_create(&t[i], NULL, fill_cache_and_wait, NULL);
-    pthread_barrier_wait(&filled);
+    start_cache_holders(t);
     fm_heap_prefork(&heap);
     pid_t pid = fork();
     if (pid == 0) {
