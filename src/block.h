@@ -49,6 +49,7 @@
 #define F_PREV_FREE ((size_t)2)
 #define F_RELEASED ((size_t)4) /* free, and its whole pages given back (below) */
 #define F_MASK ((size_t)15)
+#define F_KNOWN (F_FREE | F_PREV_FREE | F_RELEASED) /* every other flag bit is damage */
 
 /* Splitting.  A free block larger than a request is split only when the remainder is
  * worth keeping: at least a minimal block and at least 1/2^FM_SPLIT_SHIFT of the
@@ -107,6 +108,45 @@ static void list_clear(struct pool *p);
 /* Whether free blocks of strides a and b belong in the same list. */
 static inline bool list_same(size_t a, size_t b);
 
+/* ------------------------------------------------------------------ free lists */
+
+/* The engines' free lists are unsorted and doubly linked through next_free and
+ * prev_free, newest first; these do the linking, and the engines keep their heads and
+ * bitmaps.  Push b onto the list at *head; true if the list was empty. */
+static inline bool dlist_push(block_t **head, block_t *b)
+{
+    block_t *old = *head;
+    b->next_free = old;
+    b->prev_free = NULL;
+    if (old)
+        old->prev_free = b;
+    *head = b;
+    return old == NULL;
+}
+
+/* Take b out of its list's links.  True if b headed the list: the caller then sets
+ * the head to b->next_free (and the list is empty if that is NULL). */
+static inline bool dlist_detach(block_t *b)
+{
+    if (b->next_free)
+        b->next_free->prev_free = b->prev_free;
+    if (b->prev_free) {
+        b->prev_free->next_free = b->next_free;
+        return false;
+    }
+    return true;
+}
+
+/* Take the head of the non-empty list at *head off it. */
+static inline block_t *dlist_pop(block_t **head)
+{
+    block_t *b = *head;
+    *head = b->next_free;
+    if (*head)
+        (*head)->prev_free = NULL;
+    return b;
+}
+
 /* ---------------------------------------------------------------- block helpers */
 
 static inline size_t bsize(const block_t *b)
@@ -147,9 +187,10 @@ static inline block_t *from_ptr(const void *p)
 /* The stride of a block with n usable bytes; n <= FM_MAX_REQUEST. */
 static inline size_t stride_for(size_t n)
 {
-    size_t s = fm_align_up(n + OVERHEAD, FM_ALIGN);
-    return s < BLOCK_MIN ? BLOCK_MIN : s;
+    return fm_block_stride(n);
 }
+
+_Static_assert(OVERHEAD == 8 && BLOCK_MIN == 32, "engine.h's block helpers assume this layout");
 
 static inline int fls64(uint64_t x)
 {
@@ -335,7 +376,7 @@ static inline int pool_classify(const struct pool *p, const void *ptr)
     const block_t *b = from_ptr(ptr);
     size_t s = bsize(b);
     size_t flags = b->size & F_MASK;
-    if ((flags & ~(F_FREE | F_PREV_FREE | F_RELEASED)) != 0 ||
+    if ((flags & ~F_KNOWN) != 0 ||
         (flags & (F_FREE | F_RELEASED)) == F_RELEASED || s < BLOCK_MIN ||
         s > (size_t)((char *)p->sentinel - (char *)b))
         return FM_FREE_BAD_POINTER;
@@ -548,7 +589,7 @@ static inline const char *pool_rebuild(void *eng, uint64_t *live, uint64_t *in_u
         return "the engine's control block has lost its magic number";
     for (block_t *b = (block_t *)p->start; b != p->sentinel; b = next_phys(b)) {
         size_t s = bsize(b);
-        if (s < BLOCK_MIN || (b->size & (F_MASK & ~(F_FREE | F_PREV_FREE | F_RELEASED))) != 0 ||
+        if (s < BLOCK_MIN || (b->size & (F_MASK & ~F_KNOWN)) != 0 ||
             s > (size_t)((char *)p->sentinel - (char *)b))
             return "a block has an impossible size or runs past the end of the pool";
     }
@@ -608,7 +649,7 @@ static inline const char *pool_check_blocks(const struct pool *p, uint64_t magic
         if (b == p->sentinel)
             break;
         size_t s = bsize(b);
-        if (s < BLOCK_MIN || (b->size & (F_MASK & ~(F_FREE | F_PREV_FREE | F_RELEASED))) != 0)
+        if (s < BLOCK_MIN || (b->size & (F_MASK & ~F_KNOWN)) != 0)
             return "a block has an impossible size";
         if ((b->size & (F_FREE | F_RELEASED)) == F_RELEASED)
             return "a live block is marked as released";

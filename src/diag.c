@@ -2,6 +2,7 @@
 #include "diag.h"
 #include "os.h"
 
+#include <errno.h>
 #include <stdlib.h>
 
 #define LINE_MAX_BYTES 1024
@@ -205,6 +206,17 @@ void fm_die(const char *fmt, ...)
 void fm_assert_fail(const char *cond, const char *file, int line)
 {
     fm_die("internal check failed: %s (%s:%d)", cond, file, line);
+}
+
+const char *fm_errno_name(int e)
+{
+    switch (e) {
+    case ENOMEM: return "ENOMEM";
+    case EPERM: return "EPERM";
+    case EINVAL: return "EINVAL";
+    case EAGAIN: return "EAGAIN";
+    default: return "error";
+    }
 }
 
 size_t fm_strlen(const char *s)

@@ -23,6 +23,10 @@ size_t fm_format(char *buf, size_t size, const char *fmt, ...) FM_PRINTF(3, 4) F
  * number of the unit, one decimal otherwise. */
 size_t fm_format_size(char *buf, size_t size, uint64_t bytes) FM_HIDDEN;
 
+/* "ENOMEM", "EPERM", "EINVAL", "EAGAIN" (the values our system calls give), else
+ * "error": for messages that also print the number. */
+const char *fm_errno_name(int e) FM_HIDDEN;
+
 /* One line on stderr, prefixed "libfastmem: " and ended with a newline. */
 void fm_message(const char *fmt, ...) FM_PRINTF(1, 2) FM_HIDDEN;
 

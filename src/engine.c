@@ -8,6 +8,14 @@ const struct fm_engine *const fm_engines[] = {
     NULL,
 };
 
+size_t fm_engine_count(void)
+{
+    size_t n = 0;
+    while (fm_engines[n])
+        n++;
+    return n;
+}
+
 const struct fm_engine *fm_engine_default(void)
 {
     return &fm_engine_tlsf;

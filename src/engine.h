@@ -112,8 +112,19 @@ static inline size_t fm_block_usable_unchecked(const void *p)
     return (word & ~(size_t)15) - 8;
 }
 
+/* The stride of a block with n usable bytes (n <= FM_MAX_REQUEST): n and the 8-byte
+ * size word, rounded up to 16, and at least 32 (a free block's header and links). */
+static inline size_t fm_block_stride(size_t n)
+{
+    size_t s = fm_align_up(n + 8, FM_ALIGN);
+    return s < 32 ? 32 : s;
+}
+
 /* The engines, in the order `MEMMNG` documentation lists them; NULL-terminated. */
 extern const struct fm_engine *const fm_engines[] FM_HIDDEN;
+
+/* How many engines fm_engines lists. */
+size_t fm_engine_count(void) FM_HIDDEN;
 
 /* The engine `name` designates (canonical name or alias, ASCII case-insensitive), or
  * NULL. */

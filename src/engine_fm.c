@@ -123,24 +123,14 @@ static void list_insert(struct pool *p, block_t *b)
 {
     struct fm *f = (struct fm *)p;
     size_t i = bucket_of(bsize(b));
-    block_t *head = f->buckets[i];
-    b->next_free = head;
-    b->prev_free = NULL;
-    if (head)
-        head->prev_free = b;
-    else
+    if (dlist_push(&f->buckets[i], b))
         mark(f, i);
-    f->buckets[i] = b;
 }
 
 static void list_unlink(struct pool *p, block_t *b)
 {
     struct fm *f = (struct fm *)p;
-    if (b->next_free)
-        b->next_free->prev_free = b->prev_free;
-    if (b->prev_free) {
-        b->prev_free->next_free = b->next_free;
-    } else {
+    if (dlist_detach(b)) {
         size_t i = bucket_of(bsize(b));
         f->buckets[i] = b->next_free;
         if (b->next_free == NULL)
@@ -158,12 +148,8 @@ static void list_clear(struct pool *p)
 
 static inline block_t *pop(struct fm *f, size_t i)
 {
-    block_t *b = f->buckets[i];
-    block_t *next = b->next_free;
-    f->buckets[i] = next;
-    if (next)
-        next->prev_free = NULL;
-    else
+    block_t *b = dlist_pop(&f->buckets[i]);
+    if (f->buckets[i] == NULL)
         unmark(f, i);
     return b;
 }
@@ -251,12 +237,11 @@ static size_t fm_report(void *eng, char *buf, size_t size)
         char lo[32], hi[32], total[32];
         size_t i = top[k].bucket;
         fm_format_size(total, sizeof total, top[k].bytes);
+        fm_format_size(lo, sizeof lo, bucket_floor(i) - OVERHEAD);
         if (i < NEXACT) {
-            fm_format_size(lo, sizeof lo, bucket_floor(i) - OVERHEAD);
             n += fm_format(buf + n, size - n, "libfastmem:     %s blocks: %llu free, %s\n", lo,
                            (unsigned long long)top[k].count, total);
         } else {
-            fm_format_size(lo, sizeof lo, bucket_floor(i) - OVERHEAD);
             fm_format_size(hi, sizeof hi, bucket_floor(i + 1) - OVERHEAD);
             n += fm_format(buf + n, size - n, "libfastmem:     %s to %s blocks: %llu free, %s\n",
                            lo, hi, (unsigned long long)top[k].count, total);

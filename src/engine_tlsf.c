@@ -74,14 +74,10 @@ static void list_insert(struct pool *p, block_t *b)
     struct tlsf *t = (struct tlsf *)p;
     int fl, sl;
     mapping(bsize(b), &fl, &sl);
-    block_t *head = t->heads[fl][sl];
-    b->next_free = head;
-    b->prev_free = NULL;
-    if (head)
-        head->prev_free = b;
-    t->heads[fl][sl] = b;
-    t->fl_bitmap |= 1ULL << fl;
-    t->sl_bitmap[fl] |= 1U << sl;
+    if (dlist_push(&t->heads[fl][sl], b)) {
+        t->fl_bitmap |= 1ULL << fl;
+        t->sl_bitmap[fl] |= 1U << sl;
+    }
 }
 
 static inline void list_emptied(struct tlsf *t, int fl, int sl)
@@ -94,11 +90,7 @@ static inline void list_emptied(struct tlsf *t, int fl, int sl)
 static void list_unlink(struct pool *p, block_t *b)
 {
     struct tlsf *t = (struct tlsf *)p;
-    if (b->next_free)
-        b->next_free->prev_free = b->prev_free;
-    if (b->prev_free) {
-        b->prev_free->next_free = b->next_free;
-    } else {
+    if (dlist_detach(b)) {
         int fl, sl;
         mapping(bsize(b), &fl, &sl);
         t->heads[fl][sl] = b->next_free;
@@ -118,12 +110,8 @@ static void list_clear(struct pool *p)
 /* The head of list (fl, sl), taken off it. */
 static inline block_t *pop(struct tlsf *t, int fl, int sl)
 {
-    block_t *b = t->heads[fl][sl];
-    block_t *next = b->next_free;
-    t->heads[fl][sl] = next;
-    if (next)
-        next->prev_free = NULL;
-    else
+    block_t *b = dlist_pop(&t->heads[fl][sl]);
+    if (t->heads[fl][sl] == NULL)
         list_emptied(t, fl, sl);
     return b;
 }

@@ -6,20 +6,14 @@
 
 #include <errno.h>
 #include <string.h>
-#if HAVE_SYS_SINGLE_THREADED_H
-#include <sys/single_threaded.h>
-#endif
 
 /* The least the heap commits at a time: small enough that a tiny program stays tiny,
  * large enough that growing is rare (the step is also at least 1/8 of the heap). */
 #define GROW_MIN ((size_t)256 * 1024)
 
-/* Lock elision: while a process has one thread (glibc keeps __libc_single_threaded
- * true until the first pthread_create, and sets it in a forked child), nothing can
- * contend for a private heap, so its lock is skipped: two atomic operations fewer
- * per call.  A shared heap is always locked, since other processes use it.  lock()
- * says whether it took the lock, and unlock() is given the answer, so a thread
- * created between the two cannot unbalance them. */
+/* A private heap's lock is elided while the process has one thread (lock.h): two
+ * atomic operations fewer per call.  A shared heap is always locked, since other
+ * processes use it.  lock() says whether it took the lock; unlock() is given it. */
 static void lock_shared(struct fm_heap *h);
 
 static inline bool lock(struct fm_heap *h)
@@ -28,20 +22,15 @@ static inline bool lock(struct fm_heap *h)
         lock_shared(h);
         return true;
     }
-#if HAVE_SYS_SINGLE_THREADED_H
-    if (__libc_single_threaded)
-        return false;
-#endif
-    fm_lock_acquire(&h->lock, false);
-    return true;
+    return fm_lock_acquire_if_threaded(&h->lock);
 }
 
 static inline void unlock(struct fm_heap *h, bool held)
 {
     if (fm_unlikely(h->shared))
         pthread_mutex_unlock(&h->mutex);
-    else if (held)
-        fm_lock_release(&h->lock, false);
+    else
+        fm_lock_release_if(&h->lock, held);
 }
 
 /* The previous holder of a shared heap's lock died: make the heap whole again or
@@ -93,6 +82,8 @@ static inline size_t eng_bytes(const struct fm_heap *h)
     return h->committed - (size_t)((char *)h->eng - h->base);
 }
 
+/* Give [start, start+len) of free memory back to the kernel (malloc_trim, and free
+ * runs under MEMRELEASE) and count it. */
 static void release_pages(void *arg, void *start, size_t len)
 {
     struct fm_heap *h = arg;
@@ -272,6 +263,16 @@ void *fm_heap_memalign(struct fm_heap *h, size_t align, size_t size)
     return alloc(h, align < FM_ALIGN ? FM_ALIGN : align, size, &h->c.calls_aligned);
 }
 
+bool fm_heap_product(struct fm_heap *h, size_t n, size_t size, size_t *out)
+{
+    if (fm_unlikely(__builtin_mul_overflow(n, size, out))) {
+        fm_heap_count_invalid(h);
+        errno = ENOMEM;
+        return false;
+    }
+    return true;
+}
+
 void fm_heap_count_invalid(struct fm_heap *h)
 {
     bool held = lock(h);
@@ -317,7 +318,7 @@ enum fm_free_result fm_heap_free(struct fm_heap *h, void *p, const char *caller)
      * locked path below decides.  (committed only grows: a stale value is smaller.) */
     if (h->caches && (char *)p >= h->base + FM_ALIGN && (char *)p < h->base + h->committed) {
         size_t u = fm_block_usable_unchecked(p);
-        if (u <= FM_TCACHE_MAX_USABLE && u >= 24 && fm_tcache_may_take(h, u) && fm_tcache_push(h, p))
+        if (u <= FM_TCACHE_MAX_USABLE && u >= 24 && fm_tcache_may_take(h, u) && fm_tcache_push(h, p, u))
             return FM_FREED;
     }
     bool held = lock(h);
@@ -382,19 +383,12 @@ size_t fm_heap_usable_size(struct fm_heap *h, const void *p)
     return n;
 }
 
-static void reset_pages(void *arg, void *start, size_t len)
-{
-    (void)arg;
-    fm_os_reset(start, len);
-}
-
 size_t fm_heap_trim(struct fm_heap *h)
 {
     bool held = lock(h);
     if (h->caches)
         fm_tcache_flush_all(h);
-    size_t n = h->engine->free_pages(h->eng, fm_os_page_size(), reset_pages, NULL);
-    h->c.trimmed += n;
+    size_t n = h->engine->free_pages(h->eng, fm_os_page_size(), release_pages, h);
     unlock(h, held);
     return n;
 }

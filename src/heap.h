@@ -90,6 +90,10 @@ enum fm_free_result fm_heap_free(struct fm_heap *h, void *p, const char *caller)
 /* The usable size of p, or 0 if p is not a live block of this heap. */
 size_t fm_heap_usable_size(struct fm_heap *h, const void *p) FM_HIDDEN;
 
+/* n * size in *out, or false having counted an impossible request and set ENOMEM
+ * (calloc's overflow check). */
+bool fm_heap_product(struct fm_heap *h, size_t n, size_t size, size_t *out) FM_HIDDEN;
+
 /* Count one refused impossible request (an overflowing size, a bad alignment). */
 void fm_heap_count_invalid(struct fm_heap *h) FM_HIDDEN;
 

@@ -34,17 +34,6 @@ static _Atomic pid_t init_thread;
  * limit (ulimit -v). */
 #define DEFAULT_FLOOR ((size_t)64 * 1024 * 1024)
 
-static const char *errno_name(int e)
-{
-    switch (e) {
-    case ENOMEM: return "ENOMEM";
-    case EPERM: return "EPERM";
-    case EINVAL: return "EINVAL";
-    case EAGAIN: return "EAGAIN";
-    default: return "error";
-    }
-}
-
 static void prefork(void)
 {
     fm_heap_prefork(&fm_process_heap);
@@ -84,12 +73,12 @@ static void make_process_heap(void)
     if (base == NULL)
         fm_exit_with(1, "cannot reserve %s of address space for the heap (MEMSIZE): %s (%d); "
                      "lower MEMSIZE or raise the address-space limit (ulimit -v)",
-                     size, errno_name(e), e);
+                     size, fm_errno_name(e), e);
 
     size_t first = cap < FIRST_COMMIT ? cap : FIRST_COMMIT;
     e = fm_os_commit(base, first);
     if (e != 0)
-        fm_exit_with(1, "cannot commit the first %zu bytes of the heap: %s (%d)", first, errno_name(e), e);
+        fm_exit_with(1, "cannot commit the first %zu bytes of the heap: %s (%d)", first, fm_errno_name(e), e);
     if (fm_heap_init(&fm_process_heap, o->engine, base, cap, 0, first, fm_os_commit, false) != 0)
         fm_exit_with(1, "MEMSIZE=%s is too small for engine %s", size, o->engine->name);
     fm_heap_set_release(&fm_process_heap, (size_t)o->release);

@@ -22,6 +22,11 @@ struct fm_libc fm_libc;
 
 /* ----------------------------------------------------------- preloaded or not */
 
+static bool separates(char c)
+{
+    return c == ' ' || c == '\t' || c == ':' || c == '\n';
+}
+
 /* Whether a list of paths (separated by spaces, tabs, colons or newlines, as ld.so
  * splits them) names a file whose name begins "libfastmem". */
 static bool names_us(const char *list, size_t len)
@@ -29,10 +34,10 @@ static bool names_us(const char *list, size_t len)
     static const char want[] = "libfastmem";
     size_t i = 0;
     while (i < len) {
-        while (i < len && (list[i] == ' ' || list[i] == '\t' || list[i] == ':' || list[i] == '\n'))
+        while (i < len && separates(list[i]))
             i++;
         size_t start = i, base = i;
-        while (i < len && list[i] != ' ' && list[i] != '\t' && list[i] != ':' && list[i] != '\n') {
+        while (i < len && !separates(list[i])) {
             if (list[i] == '/')
                 base = i + 1;
             i++;

@@ -13,6 +13,9 @@
 #include "os.h"
 
 #include <stdatomic.h>
+#if HAVE_SYS_SINGLE_THREADED_H
+#include <sys/single_threaded.h>
+#endif
 
 typedef struct {
     _Atomic uint32_t word;
@@ -44,6 +47,27 @@ static inline void fm_lock_release(fm_lock_t *l, bool shared)
 {
     if (fm_unlikely(atomic_exchange_explicit(&l->word, 0, memory_order_release) == 2))
         fm_os_futex_wake(&l->word, 1, shared);
+}
+
+/* Lock elision for locks no other process sees: while the process has one thread
+ * (glibc keeps __libc_single_threaded true until the first pthread_create, and sets
+ * it again in a forked child), nothing can contend, so the lock is skipped.  Returns
+ * whether it was taken; give the answer to fm_lock_release_if, so that a thread
+ * created in between cannot unbalance the pair. */
+static inline bool fm_lock_acquire_if_threaded(fm_lock_t *l)
+{
+#if HAVE_SYS_SINGLE_THREADED_H
+    if (__libc_single_threaded)
+        return false;
+#endif
+    fm_lock_acquire(l, false);
+    return true;
+}
+
+static inline void fm_lock_release_if(fm_lock_t *l, bool held)
+{
+    if (held)
+        fm_lock_release(l, false);
 }
 
 #endif

@@ -1,8 +1,6 @@
 /* os_linux.c: the Linux side of os.h. */
 #include "os.h"
 
-#include <stdatomic.h>
-
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>

@@ -53,22 +53,11 @@ void fm_free(void *p)
     fm_heap_free(h, p, "free");
 }
 
-/* n * size, or false (having counted an impossible request and set ENOMEM). */
-static bool product(struct fm_heap *h, size_t n, size_t size, size_t *out)
-{
-    if (fm_unlikely(__builtin_mul_overflow(n, size, out))) {
-        fm_heap_count_invalid(h);
-        errno = ENOMEM;
-        return false;
-    }
-    return true;
-}
-
 void *fm_calloc(size_t n, size_t size)
 {
     struct fm_heap *h = heap();
     size_t total;
-    if (h == NULL || !product(h, n, size, &total))
+    if (h == NULL || !fm_heap_product(h, n, size, &total))
         return NULL;
     return fm_heap_calloc(h, total);
 }
@@ -97,7 +86,7 @@ void *fm_reallocarray(void *p, size_t n, size_t size)
 {
     struct fm_heap *h = heap();
     size_t total;
-    if (h == NULL || !product(h, n, size, &total))
+    if (h == NULL || !fm_heap_product(h, n, size, &total))
         return NULL;
     return fm_realloc(p, total);
 }
@@ -240,12 +229,7 @@ int fm_stats_print(int fd)
     }
     char title[64];
     fm_format(title, sizeof title, "statistics of pid %d", (int)getpid());
-    int e = fm_stats_write(h, fd, title);
-    if (e) {
-        errno = e;
-        return -1;
-    }
-    return 0;
+    return fm_stats_print_titled(h, fd, title);
 }
 
 void fm_malloc_stats(void)
@@ -273,17 +257,13 @@ int fm_malloc_info(int options, FILE *fp)
 
 int fm_stats_get(struct fastmem_stats *st, size_t size)
 {
-    if (st == NULL || size < sizeof st->engine) {
-        errno = EINVAL;
+    if (!fm_stats_size_ok(st, size))
         return -1;
-    }
     struct fm_heap *h = fm_main_heap();
     if (h == NULL) {
         errno = ENOSYS;
         return -1;
     }
-    struct fastmem_stats full;
-    fm_heap_stats(h, &full);
-    memcpy(st, &full, size < sizeof full ? size : sizeof full);
+    fm_stats_copy(h, st, size);
     return 0;
 }

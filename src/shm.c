@@ -51,17 +51,6 @@ static struct fm_heap *heap_or_complain(const char *caller)
     return NULL;
 }
 
-static const char *errno_text(int e)
-{
-    switch (e) {
-    case ENOMEM: return "ENOMEM";
-    case EPERM: return "EPERM";
-    case EAGAIN: return "EAGAIN";
-    case EINVAL: return "EINVAL";
-    default: return "error";
-    }
-}
-
 /* Refuse with errno e and a message; returns -1. */
 #define refuse(e, ...) (fm_message(__VA_ARGS__), errno = (e), -1)
 
@@ -93,7 +82,7 @@ FM_EXPORT int shm_init_flags(size_t size, unsigned flags)
         int err = errno;
         char sz[32];
         fm_format_size(sz, sizeof sz, size);
-        return refuse(err, "shm_init: cannot map %s of shared memory: %s (%d)", sz, errno_text(err), err);
+        return refuse(err, "shm_init: cannot map %s of shared memory: %s (%d)", sz, fm_errno_name(err), err);
     }
     if (flags & FASTMEM_SHM_LOCK) {
         if (mlock(mem, size) != 0) {
@@ -106,7 +95,7 @@ FM_EXPORT int shm_init_flags(size_t size, unsigned flags)
             munmap(mem, size);
             return refuse(err, "shm_init: cannot lock %s in RAM: %s (%d); RLIMIT_MEMLOCK is %s "
                           "(raise it with ulimit -l, or give the process CAP_IPC_LOCK)",
-                          want, errno_text(err), err, have);
+                          want, fm_errno_name(err), err, have);
         }
     }
     if (flags & FASTMEM_SHM_PREFAULT) {
@@ -119,7 +108,7 @@ FM_EXPORT int shm_init_flags(size_t size, unsigned flags)
         if (err != 0) {
             munmap(mem, size);
             return refuse(err, "shm_init: cannot fault in the %zu bytes of the region: %s (%d)",
-                          size, errno_text(err), err);
+                          size, fm_errno_name(err), err);
         }
     }
     struct region *r = mem;
@@ -166,11 +155,8 @@ FM_EXPORT void *shm_calloc(size_t n, size_t size)
     if (h == NULL)
         return NULL;
     size_t total;
-    if (__builtin_mul_overflow(n, size, &total)) {
-        fm_heap_count_invalid(h);
-        errno = ENOMEM;
+    if (!fm_heap_product(h, n, size, &total))
         return NULL;
-    }
     /* The region's pages are zero until first written, but a block may be reused. */
     return fm_heap_calloc(h, total);
 }
@@ -223,16 +209,12 @@ FM_EXPORT size_t shm_usable_size(const void *p)
 
 FM_EXPORT int shm_stats_get(struct fastmem_stats *st, size_t size)
 {
-    if (st == NULL || size < sizeof st->engine) {
-        errno = EINVAL;
+    if (!fm_stats_size_ok(st, size))
         return -1;
-    }
     struct fm_heap *h = heap_or_complain("shm_stats_get");
     if (h == NULL)
         return -1;
-    struct fastmem_stats full;
-    fm_heap_stats(h, &full);
-    memcpy(st, &full, size < sizeof full ? size : sizeof full);
+    fm_stats_copy(h, st, size);
     return 0;
 }
 
@@ -243,12 +225,7 @@ FM_EXPORT int shm_stats_print(int fd)
         return -1;
     char title[96];
     fm_format(title, sizeof title, "shared region at %p, seen by pid %d", (void *)h->base, (int)getpid());
-    int e = fm_stats_write(h, fd, title);
-    if (e) {
-        errno = e;
-        return -1;
-    }
-    return 0;
+    return fm_stats_print_titled(h, fd, title);
 }
 
 FM_EXPORT int shm_check(void)

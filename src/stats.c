@@ -4,6 +4,9 @@
 #include "heap.h"
 #include "os.h"
 
+#include <errno.h>
+#include <string.h>
+
 #define KIND_B 1
 #define KIND_N 0
 
@@ -33,4 +36,30 @@ int fm_stats_write(struct fm_heap *h, int fd, const char *title)
     if (n < sizeof report)
         n += fm_heap_report(h, report + n, sizeof report - n);
     return fm_os_write_all(fd, report, n);
+}
+
+int fm_stats_print_titled(struct fm_heap *h, int fd, const char *title)
+{
+    int e = fm_stats_write(h, fd, title);
+    if (e) {
+        errno = e;
+        return -1;
+    }
+    return 0;
+}
+
+bool fm_stats_size_ok(const struct fastmem_stats *st, size_t size)
+{
+    if (st == NULL || size < sizeof st->engine) {
+        errno = EINVAL;
+        return false;
+    }
+    return true;
+}
+
+void fm_stats_copy(struct fm_heap *h, struct fastmem_stats *st, size_t size)
+{
+    struct fastmem_stats full;
+    fm_heap_stats(h, &full);
+    memcpy(st, &full, size < sizeof full ? size : sizeof full);
 }

@@ -20,4 +20,14 @@ struct fm_heap;
  * Returns 0 or an errno value. */
 int fm_stats_write(struct fm_heap *h, int fd, const char *title) FM_HIDDEN;
 
+/* fm_stats_write for the public calls: 0, or -1 with errno. */
+int fm_stats_print_titled(struct fm_heap *h, int fd, const char *title) FM_HIDDEN;
+
+/* Whether a caller's buffer (st, of size bytes) can take statistics: at least the
+ * engine name.  False with errno EINVAL if not. */
+bool fm_stats_size_ok(const struct fastmem_stats *st, size_t size) FM_HIDDEN;
+
+/* h's statistics into the caller's st: a shorter, older struct gets its prefix. */
+void fm_stats_copy(struct fm_heap *h, struct fastmem_stats *st, size_t size) FM_HIDDEN;
+
 #endif

@@ -29,35 +29,14 @@
 
 #include <pthread.h>
 #include <string.h>
-#if HAVE_SYS_SINGLE_THREADED_H
-#include <sys/single_threaded.h>
-#endif
 
 enum { NCLASS = FM_TCACHE_NCLASS, LIMIT = FM_TCACHE_LIMIT };
 
 __thread struct fm_tcache *fm_tcache_mine __attribute__((tls_model("initial-exec")));
 __thread int fm_tcache_state __attribute__((tls_model("initial-exec")));
-#define tls_cache fm_tcache_mine
-#define tls_state fm_tcache_state
 
 static pthread_key_t exit_key;
 static uint64_t key_value; /* the double-free mark, random per process */
-
-static inline bool tc_lock(struct fm_tcache *tc)
-{
-#if HAVE_SYS_SINGLE_THREADED_H
-    if (__libc_single_threaded)
-        return false;
-#endif
-    fm_lock_acquire(&tc->lock, false);
-    return true;
-}
-
-static inline void tc_unlock(struct fm_tcache *tc, bool held)
-{
-    if (held)
-        fm_lock_release(&tc->lock, false);
-}
 
 /* Give every block tc holds back to the engine.  Heap lock and tc's lock held. */
 static void drain(struct fm_heap *h, struct fm_tcache *tc)
@@ -76,13 +55,24 @@ static void drain(struct fm_heap *h, struct fm_tcache *tc)
 static void thread_exit(void *arg)
 {
     struct fm_tcache *tc = arg;
-    tls_state = 2;
-    tls_cache = NULL;
+    fm_tcache_state = 2;
+    fm_tcache_mine = NULL;
     struct fm_heap *h = tc->heap;
     fm_heap_with_lock(h, fm_tcache_retire, tc);
 }
 
-/* Heap lock held: unregister tc, fold its counters into the heap's, drain and free it. */
+/* Heap lock held, tc out of the registry: its blocks back to the engine, its counts
+ * into the heap's, and its own memory freed. */
+static void dissolve(struct fm_heap *h, struct fm_tcache *tc)
+{
+    drain(h, tc);
+    h->c.calls_malloc += tc->mallocs;
+    h->c.calls_calloc += tc->callocs;
+    h->c.calls_free += tc->frees;
+    h->engine->free(h->eng, tc);
+}
+
+/* Heap lock held: unregister tc and dissolve it. */
 void fm_tcache_retire(struct fm_heap *h, void *arg)
 {
     struct fm_tcache *tc = arg;
@@ -94,11 +84,7 @@ void fm_tcache_retire(struct fm_heap *h, void *arg)
     if (tc->next)
         tc->next->prev = tc->prev;
     fm_lock_release(&h->tc_registry_lock, false);
-    drain(h, tc);
-    h->c.calls_malloc += tc->mallocs;
-    h->c.calls_calloc += tc->callocs;
-    h->c.calls_free += tc->frees;
-    h->engine->free(h->eng, tc);
+    dissolve(h, tc);
 }
 
 void fm_tcache_setup(struct fm_heap *h)
@@ -113,12 +99,12 @@ void fm_tcache_setup(struct fm_heap *h)
 /* This thread's cache for h, made on first use; NULL if it cannot have one. */
 static struct fm_tcache *cache(struct fm_heap *h)
 {
-    struct fm_tcache *tc = tls_cache;
+    struct fm_tcache *tc = fm_tcache_mine;
     if (fm_likely(tc != NULL))
         return tc->heap == h ? tc : NULL;
-    if (tls_state != 0)
+    if (fm_tcache_state != 0)
         return NULL;
-    tls_state = 2; /* until it is made: the calls below must not recurse here */
+    fm_tcache_state = 2; /* until it is made: the calls below must not recurse here */
     tc = fm_heap_alloc_internal(h, sizeof *tc);
     if (tc == NULL)
         return NULL;
@@ -134,8 +120,8 @@ static struct fm_tcache *cache(struct fm_heap *h)
         tc->next->prev = tc;
     h->tc_registry = tc;
     fm_lock_release(&h->tc_registry_lock, false);
-    tls_cache = tc;
-    tls_state = 1;
+    fm_tcache_mine = tc;
+    fm_tcache_state = 1;
     return tc;
 }
 
@@ -144,19 +130,13 @@ void fm_tcache_retire_unlisted(struct fm_heap *h, void *tc)
     h->engine->free(h->eng, tc);
 }
 
-static inline size_t class_of_size(size_t size)
-{
-    size_t s = (size + 8 + 15) & ~(size_t)15;
-    return (s < 32 ? 32 : s) >> 4;
-}
-
 void *fm_tcache_pop(struct fm_heap *h, size_t size, bool zero)
 {
-    struct fm_tcache *tc = tls_cache;
+    struct fm_tcache *tc = fm_tcache_mine;
     if (fm_unlikely(tc == NULL || tc->heap != h))
         return NULL;
-    size_t c = class_of_size(size);
-    bool held = tc_lock(tc);
+    size_t c = fm_block_stride(size) >> 4;
+    bool held = fm_lock_acquire_if_threaded(&tc->lock);
     void **p = tc->head[c];
     if (p) {
         tc->head[c] = *p;
@@ -168,7 +148,7 @@ void *fm_tcache_pop(struct fm_heap *h, size_t size, bool zero)
         else
             tc->mallocs++;
     }
-    tc_unlock(tc, held);
+    fm_lock_release_if(&tc->lock, held);
     if (p) {
         p[1] = 0; /* no longer marked cached */
         if (zero)
@@ -177,29 +157,25 @@ void *fm_tcache_pop(struct fm_heap *h, size_t size, bool zero)
     return p;
 }
 
-bool fm_tcache_push(struct fm_heap *h, void *ptr)
+bool fm_tcache_push(struct fm_heap *h, void *ptr, size_t usable)
 {
     struct fm_tcache *tc = cache(h);
     if (fm_unlikely(tc == NULL))
         return false;
-    /* The size word is read before the block is known to be one: the caller has
-     * checked that ptr lies in the committed pool, and owns_block decides below. */
-    size_t usable = fm_block_usable_unchecked(ptr);
-    size_t stride = usable + 8;
-    if (stride > FM_TCACHE_MAX_STRIDE || stride < 32)
-        return false;
-    size_t c = stride >> 4;
+    /* usable came from the size word before the block was known to be one:
+     * owns_block decides below. */
+    size_t c = (usable + 8) >> 4;
     void **p = ptr;
-    bool held = tc_lock(tc);
+    bool held = fm_lock_acquire_if_threaded(&tc->lock);
     /* Full: the caller frees it to the engine, which checks it there, once. */
     if (tc->count[c] >= LIMIT || !h->engine->owns_block(h->eng, ptr)) {
-        tc_unlock(tc, held);
+        fm_lock_release_if(&tc->lock, held);
         return false;
     }
     if (fm_unlikely((uint64_t)(uintptr_t)p[1] == key_value)) {
         for (void **q = tc->head[c]; q; q = *q)
             if (q == p) {
-                tc_unlock(tc, held);
+                fm_lock_release_if(&tc->lock, held);
                 fm_die("free(%p): double free: the block was already freed", ptr);
             }
     }
@@ -210,7 +186,7 @@ bool fm_tcache_push(struct fm_heap *h, void *ptr)
     tc->blocks++;
     tc->bytes += usable;
     tc->frees++;
-    tc_unlock(tc, held);
+    fm_lock_release_if(&tc->lock, held);
     return true;
 }
 
@@ -263,7 +239,7 @@ void fm_tcache_postfork_parent(struct fm_heap *h)
 void fm_tcache_postfork_child(struct fm_heap *h)
 {
     fm_lock_init(&h->tc_registry_lock);
-    struct fm_tcache *mine = tls_cache;
+    struct fm_tcache *mine = fm_tcache_mine;
     struct fm_tcache *tc = h->tc_registry;
     h->tc_registry = NULL;
     while (tc) {
@@ -274,11 +250,7 @@ void fm_tcache_postfork_child(struct fm_heap *h)
             tc->next = h->tc_registry;
             h->tc_registry = tc;
         } else {
-            drain(h, tc);
-            h->c.calls_malloc += tc->mallocs;
-            h->c.calls_calloc += tc->callocs;
-            h->c.calls_free += tc->frees;
-            h->engine->free(h->eng, tc);
+            dissolve(h, tc);
         }
         tc = next;
     }

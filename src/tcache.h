@@ -3,6 +3,7 @@
 #ifndef FM_TCACHE_H
 #define FM_TCACHE_H
 
+#include "engine.h"
 #include "lock.h"
 
 struct fm_heap;
@@ -36,8 +37,7 @@ extern __thread int fm_tcache_state __attribute__((tls_model("initial-exec"))) F
 static inline bool fm_tcache_may_have(const struct fm_heap *h, size_t size)
 {
     const struct fm_tcache *tc = fm_tcache_mine;
-    size_t s = (size + 8 + 15) & ~(size_t)15;
-    return tc != NULL && tc->heap == h && tc->head[(s < 32 ? 32 : s) >> 4] != NULL;
+    return tc != NULL && tc->heap == h && tc->head[fm_block_stride(size) >> 4] != NULL;
 }
 
 static inline bool fm_tcache_may_take(const struct fm_heap *h, size_t usable)
@@ -59,9 +59,10 @@ void fm_tcache_setup(struct fm_heap *h) FM_HIDDEN;
  * size bytes if zero; NULL if this thread has none. */
 void *fm_tcache_pop(struct fm_heap *h, size_t size, bool zero) FM_HIDDEN;
 
-/* Keep live block p, which lies in the committed pool, in this thread's cache instead
- * of freeing it; false if it is no small live block or the cache has no room. */
-bool fm_tcache_push(struct fm_heap *h, void *p) FM_HIDDEN;
+/* Keep live block p, which lies in the committed pool and whose size word says it has
+ * usable bytes (24 to FM_TCACHE_MAX_USABLE), in this thread's cache instead of
+ * freeing it; false if it is no live block or the cache has no room. */
+bool fm_tcache_push(struct fm_heap *h, void *p, size_t usable) FM_HIDDEN;
 
 /* With the heap's lock held: every cache back to the engine; true if any held a block. */
 bool fm_tcache_flush_all(struct fm_heap *h) FM_HIDDEN;

@@ -20,14 +20,6 @@
 #define MiB ((size_t)1 << 20)
 #define GiB ((size_t)1 << 30)
 
-static size_t engine_count(void)
-{
-    size_t n = 0;
-    while (fm_engines[n])
-        n++;
-    return n;
-}
-
 /* A heap as the shim makes one: a reserved range of cap bytes, 256 KiB committed,
  * the engine at its start. */
 struct fixture {
@@ -980,7 +972,7 @@ END_TEST
 static Suite *engine_suite(void)
 {
     Suite *s = suite_create("engine");
-    int n = (int)engine_count();
+    int n = (int)fm_engine_count();
     TCase *tc = tcase_create("conformance");
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, small_sizes, 0, n);

@@ -28,14 +28,6 @@
 
 #define MiB ((size_t)1 << 20)
 
-static size_t engine_count(void)
-{
-    size_t n = 0;
-    while (fm_engines[n])
-        n++;
-    return n;
-}
-
 static void use_engine(int i)
 {
     ck_assert_int_eq(setenv("MEMMNG", fm_engines[i]->name, 1), 0);
@@ -638,7 +630,7 @@ END_TEST
 static Suite *shm_suite(void)
 {
     Suite *s = suite_create("shm");
-    int n = (int)engine_count();
+    int n = (int)fm_engine_count();
     TCase *tc = tcase_create("processes");
     tcase_set_timeout(tc, 240);
     tcase_add_loop_test(tc, children_build_parent_reads_and_frees, 0, n);

@@ -23,14 +23,6 @@
 
 #define MiB ((size_t)1 << 20)
 
-static size_t engine_count(void)
-{
-    size_t n = 0;
-    while (fm_engines[n])
-        n++;
-    return n;
-}
-
 static struct fm_heap heap;
 
 static void open_heap(int engine, size_t cap)
@@ -282,7 +274,7 @@ END_TEST
 static Suite *tcache_suite(void)
 {
     Suite *s = suite_create("tcache");
-    int n = (int)engine_count();
+    int n = (int)fm_engine_count();
     TCase *tc = tcase_create("caches");
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, reuse_without_the_engine, 0, n);
