@@ -63,6 +63,13 @@ int fastmem_stats_get(struct fastmem_stats *st, size_t size);
  * Returns 0, or -1 with errno as write(2) sets it, or ENOSYS as above. */
 int fastmem_stats_print(int fd);
 
+/* Walk every block of the process heap and check every invariant (MEMMNG=qm: every
+ * guard and every quarantined block's poison too).  Returns 0 if the heap is sound.
+ * If not: under qm the damage is reported on stderr and the process aborts; under the
+ * other engines one line on stderr and -1 with errno EIO.  -1 with ENOSYS if
+ * libfastmem does not serve this process's malloc. */
+int fastmem_check(void);
+
 /* The version of the library actually loaded, e.g. "0.1.0". */
 const char *fastmem_version(void);
 

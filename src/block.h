@@ -530,11 +530,20 @@ static inline bool pool_owns_block(void *eng, const void *ptr)
     return pool_classify(eng, ptr) == 0;
 }
 
+static inline void pool_each_live(void *eng, bool (*fn)(void *arg, void *ptr, size_t usable), void *arg)
+{
+    struct pool *p = eng;
+    for (block_t *b = (block_t *)p->start; b != p->sentinel; b = next_phys(b))
+        if (!is_free(b) && !fn(arg, to_ptr(b), bsize(b) - OVERHEAD))
+            return;
+}
+
 /* The vtable entries every engine takes from here as they are. */
 #define POOL_ENGINE_CALLS                                                                   \
     .grow = pool_grow, .malloc = pool_malloc, .memalign = pool_memalign,                    \
     .resize = pool_resize, .free = pool_free, .usable_size = pool_usable_size,              \
-    .owns_block = pool_owns_block, .set_release = pool_set_release, .rebuild = pool_rebuild
+    .owns_block = pool_owns_block, .set_release = pool_set_release, .rebuild = pool_rebuild, \
+    .each_live = pool_each_live
 
 /* The counters every engine reports; largest_free is the engine's to fill. */
 static inline void pool_stats(const struct pool *p, struct fm_engine_stats *st)

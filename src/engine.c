@@ -5,6 +5,8 @@
 const struct fm_engine *const fm_engines[] = {
     &fm_engine_tlsf,
     &fm_engine_fm,
+    &fm_engine_qm,
+    &fm_engine_sys,
     NULL,
 };
 

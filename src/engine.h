@@ -24,6 +24,7 @@
 enum {
     FM_FREE_BAD_POINTER = -1, /* not the start of a block this engine handed out */
     FM_FREE_DOUBLE = -2,      /* a block that is already free */
+    FM_FREE_DAMAGED = -3,     /* damage found (diagnose says what): the heap must stop */
 };
 
 struct fm_engine_stats {
@@ -100,6 +101,30 @@ struct fm_engine {
 
     /* Walk every invariant; NULL if all hold, else a sentence naming the first broken. */
     const char *(*check)(void *eng);
+
+    /* Call fn(arg, p, usable) for every live block p in address order, until fn
+     * returns false.  fn must not change the pool. */
+    void (*each_live)(void *eng, bool (*fn)(void *arg, void *p, size_t usable), void *arg);
+
+    /* The rest is optional (NULL) and only the debugging engine has it. */
+
+    /* The call site (a return address) of the allocation calls that follow. */
+    void (*set_site)(void *eng, const void *site);
+
+    /* After free or resize refused p, or owns_block said no: a sentence on what is
+     * wrong (the kind of damage, the block, where it was allocated), for the report
+     * the heap makes before it aborts. */
+    const char *(*diagnose)(void *eng, const void *p);
+
+    /* Lines on the live blocks grouped by call site, largest first (as report()
+     * writes them): the leak summary at exit.  Returns their length. */
+    size_t (*leaks)(void *eng, char *buf, size_t size);
+
+    /* The engine wants every free to reach it (no thread caches in front). */
+    bool no_caches;
+
+    /* Not a pool engine at all: the system allocator (heap_sys.c). */
+    bool system;
 };
 
 /* Every engine lays its blocks out as block.h does: the 8 bytes before a block hold
@@ -120,6 +145,12 @@ static inline size_t fm_block_stride(size_t n)
     return s < 32 ? 32 : s;
 }
 
+/* Whether e is the debugging engine (it diagnoses and checks at exit). */
+static inline bool fm_engine_debugging(const struct fm_engine *e)
+{
+    return e->diagnose != NULL;
+}
+
 /* The engines, in the order `MEMMNG` documentation lists them; NULL-terminated. */
 extern const struct fm_engine *const fm_engines[] FM_HIDDEN;
 
@@ -137,6 +168,10 @@ size_t fm_engine_describe(char *buf, size_t size) FM_HIDDEN;
 const struct fm_engine *fm_engine_default(void) FM_HIDDEN;
 
 extern const struct fm_engine fm_engine_tlsf FM_HIDDEN;
+/* tlsf's min_pool, as a constant for the engines built on it (engine_tlsf.c checks). */
+#define FM_TLSF_MIN_POOL ((size_t)10304)
 extern const struct fm_engine fm_engine_fm FM_HIDDEN;
+extern const struct fm_engine fm_engine_qm FM_HIDDEN;
+extern const struct fm_engine fm_engine_sys FM_HIDDEN;
 
 #endif

@@ -192,12 +192,15 @@ static const char *tlsf_check(void *eng)
     return listed == nfree ? NULL : "a free block is missing from the free lists";
 }
 
+_Static_assert(FM_TLSF_MIN_POOL == (sizeof(struct tlsf) + FM_ALIGN - 1) / FM_ALIGN * FM_ALIGN + BLOCK_MIN + HEADER,
+               "engine.h's FM_TLSF_MIN_POOL is the tables and one minimal block");
+
 static const char *const tlsf_aliases[] = {"tlsf_malloc", "2", NULL};
 
 const struct fm_engine fm_engine_tlsf = {
     .name = "tlsf",
     .aliases = tlsf_aliases,
-    .min_pool = (sizeof(struct tlsf) + FM_ALIGN - 1) / FM_ALIGN * FM_ALIGN + BLOCK_MIN + HEADER,
+    .min_pool = FM_TLSF_MIN_POOL,
     .create = tlsf_create,
     POOL_ENGINE_CALLS,
     .stats = tlsf_stats,

@@ -1,11 +1,14 @@
 /* heap.c: growth under the cap, the lock discipline, and the counters. */
 #include "heap.h"
 #include "diag.h"
+#include "heap_sys.h"
 #include "os.h"
 #include "tcache.h"
 
 #include <errno.h>
 #include <string.h>
+
+__thread const void *fm_call_site __attribute__((tls_model("initial-exec")));
 
 /* The least the heap commits at a time: small enough that a tiny program stays tiny,
  * large enough that growing is rare (the step is also at least 1/8 of the heap). */
@@ -101,6 +104,10 @@ int fm_heap_init(struct fm_heap *h, const struct fm_engine *e, void *base, size_
     fm_lock_init(&h->lock);
     h->shared = shared;
     h->engine = e;
+    if (e->system) {
+        h->cap = cap;
+        return shared ? EINVAL : fm_sys_init(h);
+    }
     h->base = base;
     h->cap = cap;
     h->committed = committed;
@@ -126,6 +133,8 @@ int fm_heap_init(struct fm_heap *h, const struct fm_engine *e, void *base, size_
 void fm_heap_set_release(struct fm_heap *h, size_t min)
 {
     fm_assert(!h->shared && "a shared region's pages are not given back this way");
+    if (h->sys)
+        return; /* glibc gives memory back by its own rules */
     h->engine->set_release(h->eng, min, fm_os_page_size(), release_pages, h);
 }
 
@@ -188,6 +197,8 @@ FM_NOINLINE static void populate_ahead(struct fm_heap *h, char *start, char *end
  * Called with the lock held. */
 static void *alloc_locked(struct fm_heap *h, size_t align, size_t size)
 {
+    if (fm_unlikely(h->engine->set_site != NULL))
+        h->engine->set_site(h->eng, fm_call_site);
     for (;;) {
         void *p = align > FM_ALIGN ? h->engine->memalign(h->eng, align, size)
                                    : h->engine->malloc(h->eng, size);
@@ -213,6 +224,8 @@ static void *alloc_locked(struct fm_heap *h, size_t align, size_t size)
 /* The one path every allocation call takes; `count` is its kind's call counter. */
 static void *alloc(struct fm_heap *h, size_t align, size_t size, uint64_t *count)
 {
+    if (fm_unlikely(h->sys))
+        return fm_sys_alloc(h, align, size, false, count);
     if (fm_unlikely(size > FM_MAX_REQUEST)) {
         bool held = lock(h);
         (*count)++;
@@ -246,6 +259,8 @@ void *fm_heap_malloc(struct fm_heap *h, size_t size)
 
 void *fm_heap_calloc(struct fm_heap *h, size_t size)
 {
+    if (fm_unlikely(h->sys))
+        return fm_sys_alloc(h, FM_ALIGN, size, true, &h->c.calls_calloc);
     if (h->caches && size <= FM_TCACHE_MAX_USABLE && fm_tcache_may_have(h, size)) {
         void *p = fm_tcache_pop(h, size, true);
         if (p)
@@ -284,6 +299,12 @@ void fm_heap_count_invalid(struct fm_heap *h)
  * has damaged its heap, and going on would spread the damage. */
 _Noreturn FM_COLD static void bad_pointer(struct fm_heap *h, bool held, const char *caller, const void *p)
 {
+    if (h->engine->diagnose) {
+        char why[1024];
+        fm_format(why, sizeof why, "%s", h->engine->diagnose(h->eng, p));
+        unlock(h, held);
+        fm_die("%s(%p): %s", caller, p, why);
+    }
     int kind = (int)h->engine->free(h->eng, (void *)p); /* classifies; changes nothing */
     unlock(h, held);
     if (kind == FM_FREE_DOUBLE)
@@ -306,6 +327,8 @@ static bool free_locked(struct fm_heap *h, void *p)
 
 enum fm_free_result fm_heap_free(struct fm_heap *h, void *p, const char *caller)
 {
+    if (fm_unlikely(h->sys))
+        return fm_sys_free(h, p, caller);
     if (fm_unlikely(!fm_heap_owns(h, p))) {
         bool held = lock(h);
         h->c.foreign_frees++;
@@ -335,6 +358,8 @@ enum fm_free_result fm_heap_free(struct fm_heap *h, void *p, const char *caller)
 void *fm_heap_realloc(struct fm_heap *h, void *p, size_t size, const char *caller)
 {
     fm_assert(fm_heap_owns(h, p) && size != 0);
+    if (fm_unlikely(h->sys))
+        return fm_sys_realloc(h, p, size, caller);
     bool held = lock(h);
     h->c.calls_realloc++;
     if (refused_damaged(h, held))
@@ -375,6 +400,8 @@ void *fm_heap_realloc(struct fm_heap *h, void *p, size_t size, const char *calle
 
 size_t fm_heap_usable_size(struct fm_heap *h, const void *p)
 {
+    if (fm_unlikely(h->sys))
+        return fm_sys_usable_size(h, p);
     if (!fm_heap_owns(h, p))
         return 0;
     bool held = lock(h);
@@ -385,6 +412,8 @@ size_t fm_heap_usable_size(struct fm_heap *h, const void *p)
 
 size_t fm_heap_trim(struct fm_heap *h)
 {
+    if (fm_unlikely(h->sys))
+        return fm_sys_trim(h);
     bool held = lock(h);
     if (h->caches)
         fm_tcache_flush_all(h);
@@ -397,6 +426,11 @@ void fm_heap_stats(struct fm_heap *h, struct fastmem_stats *st)
 {
     struct fm_engine_stats es;
     memset(st, 0, sizeof *st);
+    if (fm_unlikely(h->sys)) {
+        fm_sys_stats(h, st);
+        fm_format(st->engine, sizeof st->engine, "%s", h->engine->name);
+        return;
+    }
     bool held = lock(h);
     h->engine->stats(h->eng, &es);
     const struct fm_counters *c = &h->c;
@@ -440,6 +474,8 @@ void fm_heap_stats(struct fm_heap *h, struct fastmem_stats *st)
 
 size_t fm_heap_report(struct fm_heap *h, char *buf, size_t size)
 {
+    if (fm_unlikely(h->sys))
+        return fm_sys_report(h, buf, size);
     if (h->engine->report == NULL)
         return 0;
     bool held = lock(h);
@@ -450,6 +486,8 @@ size_t fm_heap_report(struct fm_heap *h, char *buf, size_t size)
 
 const char *fm_heap_check(struct fm_heap *h)
 {
+    if (fm_unlikely(h->sys))
+        return fm_sys_check(h);
     bool held = lock(h);
     const char *why = h->damaged ? "the heap was found damaged after a process died holding its lock"
                                  : h->engine->check(h->eng);
@@ -492,6 +530,30 @@ void fm_heap_release_cached(struct fm_heap *h, void *p)
         h->c.live_blocks--;
         h->c.in_use -= (uint64_t)r;
     }
+}
+
+int fm_heap_check_call(struct fm_heap *h, const char *caller, const char *what)
+{
+    const char *why = fm_heap_check(h);
+    if (why == NULL)
+        return 0;
+    /* qm stops at damage it finds; a heap already marked damaged (a process died
+     * holding a shared heap's lock) is refused with EIO like any engine's */
+    if (fm_engine_debugging(h->engine) && !h->damaged)
+        fm_die("%s: the %s at %p is damaged: %s", caller, what, (void *)h->base, why);
+    fm_message("%s: the %s at %p is damaged: %s", caller, what, (void *)h->base, why);
+    errno = EIO;
+    return -1;
+}
+
+size_t fm_heap_leaks(struct fm_heap *h, char *buf, size_t size)
+{
+    if (h->sys || h->engine->leaks == NULL)
+        return 0;
+    bool held = lock(h);
+    size_t n = h->engine->leaks(h->eng, buf, size);
+    unlock(h, held);
+    return n;
 }
 
 void fm_heap_with_lock(struct fm_heap *h, void (*fn)(struct fm_heap *, void *), void *arg)

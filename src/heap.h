@@ -51,8 +51,18 @@ struct fm_heap {
     fm_lock_t tc_registry_lock;
     struct fm_tcache *tc_registry;
     bool populate;                    /* populate ahead of small blocks */
+    bool sys;                         /* glibc's allocator does the work (heap_sys.c) */
+    unsigned sys_log2;                /* a sys heap's table of live blocks: 2^log2 slots */
+    struct fm_sys_slot *sys_slots;
+    size_t sys_used, sys_bytes;       /* slots taken (live and tombstones); its size */
     struct fm_counters c;
 };
+
+/* The return address of the allocation call being served (set by the exported entry
+ * points): the call site the debugging engine records. */
+extern __thread const void *fm_call_site __attribute__((tls_model("initial-exec"))) FM_HIDDEN;
+
+bool fm_sys_owns(const struct fm_heap *h, const void *p) FM_HIDDEN;
 
 /* What fm_heap_free found. */
 enum fm_free_result {
@@ -62,13 +72,18 @@ enum fm_free_result {
 
 /* Make a heap over [base, base+cap), of which the first `committed` bytes are usable
  * (the rest is made so with commit()), with the engine instance at eng_off from base.
- * Returns 0, or EINVAL if the usable part cannot even hold the engine's tables. */
+ * Returns 0, or EINVAL if the usable part cannot even hold the engine's tables.  For
+ * the system engine only cap counts (base NULL, nothing committed); ENOTSUP if glibc's
+ * allocator cannot be found. */
 int fm_heap_init(struct fm_heap *h, const struct fm_engine *e, void *base, size_t cap,
                  size_t eng_off, size_t committed, int (*commit)(void *, size_t),
                  bool shared) FM_HIDDEN;
 
+/* Whether p is in the heap's range (a sys heap: is one of its live blocks). */
 static inline bool fm_heap_owns(const struct fm_heap *h, const void *p)
 {
+    if (fm_unlikely(h->sys))
+        return fm_sys_owns(h, p);
     return (uintptr_t)p - (uintptr_t)h->base < h->cap;
 }
 
@@ -109,6 +124,15 @@ void fm_heap_stats(struct fm_heap *h, struct fastmem_stats *st) FM_HIDDEN;
 
 /* The engine's own report lines (engine.h), under the lock; 0 if it has none. */
 size_t fm_heap_report(struct fm_heap *h, char *buf, size_t size) FM_HIDDEN;
+
+/* fastmem_check and shm_check (what names the heap in the message): 0 if the heap
+ * is sound; else one line on stderr and -1 with errno EIO, or, under the debugging
+ * engine, the report and abort(). */
+int fm_heap_check_call(struct fm_heap *h, const char *caller, const char *what) FM_HIDDEN;
+
+/* The debugging engine's leak summary (engine.h, leaks), under the lock; 0 if the
+ * engine has none. */
+size_t fm_heap_leaks(struct fm_heap *h, char *buf, size_t size) FM_HIDDEN;
 
 /* The engine's invariant check, under the lock: NULL if the heap is sound. */
 const char *fm_heap_check(struct fm_heap *h) FM_HIDDEN;

@@ -62,6 +62,11 @@ static void make_process_heap(void)
 
     size_t page = fm_os_page_size();
     size_t cap = fm_align_down((size_t)o->memsize, page);
+    if (o->engine->system) {
+        if (fm_heap_init(&fm_process_heap, o->engine, NULL, cap, 0, 0, NULL, false) != 0)
+            fm_exit_with(1, "MEMMNG=%s: glibc's allocator cannot be found in libc.so.6", o->engine->name);
+        return;
+    }
     int e = 0;
     void *base = fm_os_reserve(cap, &e);
     while (base == NULL && !o->memsize_set && cap / 2 >= DEFAULT_FLOOR) {
@@ -124,10 +129,24 @@ struct fm_heap *fm_init_slow(void)
 void fm_init_at_exit(void)
 {
     struct fm_heap *h = fm_main_heap_if_ready();
-    if (h == NULL || !fm_process_options.stats)
+    if (h == NULL)
+        return;
+    /* The debugging engine looks at every block one last time: damage nothing freed
+     * since (a write past a block never freed, a write to a block still in
+     * quarantine) is caught here at the latest. */
+    if (fm_engine_debugging(h->engine)) {
+        const char *why = fm_heap_check(h);
+        if (why != NULL)
+            fm_die("the heap is damaged at exit of pid %d: %s", (int)getpid(), why);
+    }
+    if (!fm_process_options.stats)
         return;
     char title[128];
     fm_format(title, sizeof title, "statistics at exit of pid %d (%s)", (int)getpid(),
               program_invocation_short_name ? program_invocation_short_name : "?");
     fm_stats_write(h, report_fd, title);
+    static char leaks[16384]; /* no malloc here: the heap may be the one reporting */
+    size_t n = fm_heap_leaks(h, leaks, sizeof leaks);
+    if (n > 0)
+        fm_os_write_all(report_fd, leaks, n);
 }

@@ -6,8 +6,10 @@ noinst_LTLIBRARIES += %D%/libfastmem_core.la
 	%D%/diag.c \
 	%D%/engine.c \
 	%D%/engine_fm.c \
+	%D%/engine_qm.c \
 	%D%/engine_tlsf.c \
 	%D%/heap.c \
+	%D%/heap_sys.c \
 	%D%/init.c \
 	%D%/libc.c \
 	%D%/lock.c \
@@ -16,6 +18,7 @@ noinst_LTLIBRARIES += %D%/libfastmem_core.la
 	%D%/posix.c \
 	%D%/shm.c \
 	%D%/stats.c \
+	%D%/symbol.c \
 	%D%/tcache.c
 %C%_libfastmem_core_la_CFLAGS = $(AM_CFLAGS) $(FM_LIB_CFLAGS)
 
@@ -32,6 +35,7 @@ noinst_HEADERS += \
 	%D%/engine.h \
 	%D%/fm.h \
 	%D%/heap.h \
+	%D%/heap_sys.h \
 	%D%/init.h \
 	%D%/libc.h \
 	%D%/lock.h \
@@ -39,4 +43,5 @@ noinst_HEADERS += \
 	%D%/os.h \
 	%D%/posix.h \
 	%D%/stats.h \
+	%D%/symbol.h \
 	%D%/tcache.h

@@ -255,6 +255,16 @@ int fm_malloc_info(int options, FILE *fp)
     return fwrite(buf, 1, n, fp) == n ? 0 : -1;
 }
 
+int fm_check(void)
+{
+    struct fm_heap *h = fm_main_heap();
+    if (h == NULL) {
+        errno = ENOSYS;
+        return -1;
+    }
+    return fm_heap_check_call(h, "fastmem_check", "heap");
+}
+
 int fm_stats_get(struct fastmem_stats *st, size_t size)
 {
     if (!fm_stats_size_ok(st, size))

@@ -27,5 +27,6 @@ void fm_malloc_stats(void) FM_HIDDEN;
 int fm_malloc_info(int options, FILE *fp) FM_HIDDEN;
 int fm_stats_get(struct fastmem_stats *st, size_t size) FM_HIDDEN;
 int fm_stats_print(int fd) FM_HIDDEN;
+int fm_check(void) FM_HIDDEN;
 
 #endif

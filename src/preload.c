@@ -7,6 +7,7 @@
  *
  * Each name goes to glibc instead when libfastmem was linked rather than preloaded
  * (libc.c): FWD picks, on one load and compare. */
+#include "heap.h"
 #include "init.h"
 #include "libc.h"
 #include "posix.h"
@@ -26,16 +27,20 @@ int __posix_memalign(void **out, size_t align, size_t size);
 
 #define FWD() fm_unlikely(fm_forwarding())
 
-FM_EXPORT void *malloc(size_t size) { return FWD() ? fm_libc.malloc(size) : fm_malloc(size); }
+/* The allocation calls record their caller's address for the qm engine's reports
+ * (one thread-local store). */
+#define SITE() (fm_call_site = __builtin_return_address(0))
+
+FM_EXPORT void *malloc(size_t size) { SITE(); return FWD() ? fm_libc.malloc(size) : fm_malloc(size); }
 FM_EXPORT void free(void *p) { FWD() ? fm_libc.free(p) : fm_free(p); }
-FM_EXPORT void *calloc(size_t n, size_t size) { return FWD() ? fm_libc.calloc(n, size) : fm_calloc(n, size); }
-FM_EXPORT void *realloc(void *p, size_t size) { return FWD() ? fm_libc.realloc(p, size) : fm_realloc(p, size); }
-FM_EXPORT void *reallocarray(void *p, size_t n, size_t size) { return FWD() ? fm_libc.reallocarray(p, n, size) : fm_reallocarray(p, n, size); }
-FM_EXPORT void *memalign(size_t align, size_t size) { return FWD() ? fm_libc.memalign(align, size) : fm_memalign(align, size); }
-FM_EXPORT int posix_memalign(void **out, size_t align, size_t size) { return FWD() ? fm_libc.posix_memalign(out, align, size) : fm_posix_memalign(out, align, size); }
-FM_EXPORT void *aligned_alloc(size_t align, size_t size) { return FWD() ? fm_libc.aligned_alloc(align, size) : fm_aligned_alloc(align, size); }
-FM_EXPORT void *valloc(size_t size) { return FWD() ? fm_libc.valloc(size) : fm_valloc(size); }
-FM_EXPORT void *pvalloc(size_t size) { return FWD() ? fm_libc.pvalloc(size) : fm_pvalloc(size); }
+FM_EXPORT void *calloc(size_t n, size_t size) { SITE(); return FWD() ? fm_libc.calloc(n, size) : fm_calloc(n, size); }
+FM_EXPORT void *realloc(void *p, size_t size) { SITE(); return FWD() ? fm_libc.realloc(p, size) : fm_realloc(p, size); }
+FM_EXPORT void *reallocarray(void *p, size_t n, size_t size) { SITE(); return FWD() ? fm_libc.reallocarray(p, n, size) : fm_reallocarray(p, n, size); }
+FM_EXPORT void *memalign(size_t align, size_t size) { SITE(); return FWD() ? fm_libc.memalign(align, size) : fm_memalign(align, size); }
+FM_EXPORT int posix_memalign(void **out, size_t align, size_t size) { SITE(); return FWD() ? fm_libc.posix_memalign(out, align, size) : fm_posix_memalign(out, align, size); }
+FM_EXPORT void *aligned_alloc(size_t align, size_t size) { SITE(); return FWD() ? fm_libc.aligned_alloc(align, size) : fm_aligned_alloc(align, size); }
+FM_EXPORT void *valloc(size_t size) { SITE(); return FWD() ? fm_libc.valloc(size) : fm_valloc(size); }
+FM_EXPORT void *pvalloc(size_t size) { SITE(); return FWD() ? fm_libc.pvalloc(size) : fm_pvalloc(size); }
 FM_EXPORT size_t malloc_usable_size(void *p) { return FWD() ? fm_libc.malloc_usable_size(p) : fm_malloc_usable_size(p); }
 FM_EXPORT void cfree(void *p) { FWD() ? fm_libc.free(p) : fm_free(p); }
 FM_EXPORT struct mallinfo2 mallinfo2(void) { return FWD() ? fm_libc.mallinfo2() : fm_mallinfo2(); }
@@ -45,18 +50,19 @@ FM_EXPORT void malloc_stats(void) { FWD() ? fm_libc.malloc_stats() : fm_malloc_s
 FM_EXPORT int malloc_info(int options, FILE *fp) { return FWD() ? fm_libc.malloc_info(options, fp) : fm_malloc_info(options, fp); }
 
 /* glibc's internal names, which some programs and libraries call directly. */
-FM_EXPORT void *__libc_malloc(size_t size) { return FWD() ? fm_libc.malloc(size) : fm_malloc(size); }
+FM_EXPORT void *__libc_malloc(size_t size) { SITE(); return FWD() ? fm_libc.malloc(size) : fm_malloc(size); }
 FM_EXPORT void __libc_free(void *p) { FWD() ? fm_libc.free(p) : fm_free(p); }
-FM_EXPORT void *__libc_calloc(size_t n, size_t size) { return FWD() ? fm_libc.calloc(n, size) : fm_calloc(n, size); }
-FM_EXPORT void *__libc_realloc(void *p, size_t size) { return FWD() ? fm_libc.realloc(p, size) : fm_realloc(p, size); }
-FM_EXPORT void *__libc_memalign(size_t align, size_t size) { return FWD() ? fm_libc.memalign(align, size) : fm_memalign(align, size); }
-FM_EXPORT void *__libc_valloc(size_t size) { return FWD() ? fm_libc.valloc(size) : fm_valloc(size); }
-FM_EXPORT void *__libc_pvalloc(size_t size) { return FWD() ? fm_libc.pvalloc(size) : fm_pvalloc(size); }
-FM_EXPORT int __posix_memalign(void **out, size_t align, size_t size) { return FWD() ? fm_libc.posix_memalign(out, align, size) : fm_posix_memalign(out, align, size); }
+FM_EXPORT void *__libc_calloc(size_t n, size_t size) { SITE(); return FWD() ? fm_libc.calloc(n, size) : fm_calloc(n, size); }
+FM_EXPORT void *__libc_realloc(void *p, size_t size) { SITE(); return FWD() ? fm_libc.realloc(p, size) : fm_realloc(p, size); }
+FM_EXPORT void *__libc_memalign(size_t align, size_t size) { SITE(); return FWD() ? fm_libc.memalign(align, size) : fm_memalign(align, size); }
+FM_EXPORT void *__libc_valloc(size_t size) { SITE(); return FWD() ? fm_libc.valloc(size) : fm_valloc(size); }
+FM_EXPORT void *__libc_pvalloc(size_t size) { SITE(); return FWD() ? fm_libc.pvalloc(size) : fm_pvalloc(size); }
+FM_EXPORT int __posix_memalign(void **out, size_t align, size_t size) { SITE(); return FWD() ? fm_libc.posix_memalign(out, align, size) : fm_posix_memalign(out, align, size); }
 
 /* libfastmem's own API (include/fastmem.h). */
 FM_EXPORT int fastmem_stats_get(struct fastmem_stats *st, size_t size) { return fm_stats_get(st, size); }
 FM_EXPORT int fastmem_stats_print(int fd) { return fm_stats_print(fd); }
+FM_EXPORT int fastmem_check(void) { return fm_check(); }
 FM_EXPORT const char *fastmem_version(void) { return PACKAGE_VERSION; }
 
 /* Make the heap before main, so a configuration we refuse stops the program there. */

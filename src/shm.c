@@ -68,6 +68,9 @@ FM_EXPORT int shm_init_flags(size_t size, unsigned flags)
         fm_engine_describe(names, sizeof names);
         return refuse(EINVAL, "shm_init: MEMMNG='%s' is not an engine: expected one of %s", name, names);
     }
+    /* glibc's allocator cannot serve memory shared between processes */
+    if (e->system)
+        e = fm_engine_default();
     size_t page = fm_os_page_size();
     size_t least = fm_align_up(ENGINE_OFFSET + e->min_pool, page);
     if (size == 0 || size > SHM_MAX)
@@ -143,14 +146,25 @@ FM_EXPORT void shm_destroy(void)
     munmap(r, r->size);
 }
 
-FM_EXPORT void *shm_malloc(size_t size)
+/* The allocation calls record their caller's address, for the qm engine: an entry
+ * point sets it once, and calls inside libfastmem go through do_malloc. */
+#define SITE() (fm_call_site = __builtin_return_address(0))
+
+static void *do_malloc(size_t size)
 {
     struct fm_heap *h = heap_or_complain("shm_malloc");
     return h ? fm_heap_malloc(h, size) : NULL;
 }
 
+FM_EXPORT void *shm_malloc(size_t size)
+{
+    SITE();
+    return do_malloc(size);
+}
+
 FM_EXPORT void *shm_calloc(size_t n, size_t size)
 {
+    SITE();
     struct fm_heap *h = heap_or_complain("shm_calloc");
     if (h == NULL)
         return NULL;
@@ -174,8 +188,9 @@ FM_EXPORT void shm_free(void *p)
 
 FM_EXPORT void *shm_realloc(void *p, size_t size)
 {
+    SITE();
     if (p == NULL)
-        return shm_malloc(size);
+        return do_malloc(size);
     struct fm_heap *h = heap_or_complain("shm_realloc");
     if (h == NULL)
         return NULL;
@@ -194,8 +209,9 @@ FM_EXPORT void *shm_realloc(void *p, size_t size)
 
 FM_EXPORT char *shm_strdup(const char *s)
 {
+    SITE();
     size_t n = fm_strlen(s) + 1;
-    char *d = shm_malloc(n);
+    char *d = do_malloc(n);
     if (d)
         memcpy(d, s, n);
     return d;
@@ -233,12 +249,7 @@ FM_EXPORT int shm_check(void)
     struct fm_heap *h = heap_or_complain("shm_check");
     if (h == NULL)
         return -1;
-    const char *why = fm_heap_check(h);
-    if (why == NULL)
-        return 0;
-    fm_message("shm_check: the shared heap at %p is damaged: %s", (void *)h->base, why);
-    errno = EIO;
-    return -1;
+    return fm_heap_check_call(h, "shm_check", "shared heap");
 }
 
 struct fm_heap *fm_shm_heap(void)

@@ -89,6 +89,8 @@ void fm_tcache_retire(struct fm_heap *h, void *arg)
 
 void fm_tcache_setup(struct fm_heap *h)
 {
+    if (h->engine->no_caches)
+        return; /* every free must reach the engine (qm), or there is none (sys) */
     if (pthread_key_create(&exit_key, thread_exit) != 0)
         return; /* no caches: they could not be flushed at thread exit */
     uint64_t k = (uint64_t)(uintptr_t)&k ^ ((uint64_t)fm_os_thread_id() << 32) ^ 0x9e3779b97f4a7c15ULL;

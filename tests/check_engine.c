@@ -27,9 +27,34 @@ struct fixture {
     struct fm_heap h;
 };
 
+/* Engine i manages a pool (all but sys, which hands every call to glibc). */
+static bool pool_engine(int i)
+{
+    return !fm_engines[i]->system;
+}
+
+/* Engine i's frees reach its pool at once: what the placement tests look at (the
+ * debugging engine holds freed blocks in a quarantine first). */
+static bool frees_at_once(int i)
+{
+    return pool_engine(i) && !fm_engine_debugging(fm_engines[i]);
+}
+
+/* A test about something engine i does not have ends here (sys has no pool; the
+ * debugging engine's quarantine holds freed blocks back from the pool). */
+#define APPLIES_ONLY_IF(cond) \
+    do {                      \
+        if (!(cond))          \
+            return;           \
+    } while (0)
+
 static void heap_open(struct fixture *f, int engine, size_t cap)
 {
     f->e = fm_engines[engine];
+    if (f->e->system) {
+        ck_assert_int_eq(fm_heap_init(&f->h, f->e, NULL, cap, 0, 0, NULL, false), 0);
+        return;
+    }
     int err = 0;
     void *base = fm_os_reserve(cap, &err);
     ck_assert_msg(base != NULL, "reserve %zu: errno %d", cap, err);
@@ -41,7 +66,26 @@ static void heap_open(struct fixture *f, int engine, size_t cap)
 
 static void heap_close(struct fixture *f)
 {
+    if (f->h.sys) {
+        if (f->h.sys_slots)
+            fm_os_release(f->h.sys_slots, f->h.sys_bytes);
+        return;
+    }
     fm_os_release(f->h.base, f->h.cap);
+}
+
+/* With every block freed: a pool is one free block again (the debugging engine's
+ * quarantine emptied first, by a trim); sys holds nothing. */
+static void assert_whole(struct fixture *f)
+{
+    if (fm_engine_debugging(f->e))
+        fm_heap_trim(&f->h);
+    struct fastmem_stats st;
+    fm_heap_stats(&f->h, &st);
+    ck_assert_uint_eq(st.in_use, 0);
+    ck_assert_uint_eq(st.live_blocks, 0);
+    if (!f->e->system)
+        ck_assert_uint_eq(st.free_fragments, 1);
 }
 
 #define assert_sound(f)                                                              \
@@ -158,8 +202,10 @@ START_TEST(impossible_sizes)
     ck_assert_int_eq(errno, ENOMEM);
     ck_assert_uint_eq(stats_of(&f).failed_cap, 1);
     /* The engine alone refuses the largest request it may be passed. */
-    ck_assert_ptr_null(f.e->malloc(f.h.eng, FM_MAX_REQUEST));
-    ck_assert_ptr_null(f.e->memalign(f.h.eng, FM_MAX_ALIGN, FM_MAX_REQUEST));
+    if (pool_engine(_i)) {
+        ck_assert_ptr_null(f.e->malloc(f.h.eng, FM_MAX_REQUEST));
+        ck_assert_ptr_null(f.e->memalign(f.h.eng, FM_MAX_ALIGN, FM_MAX_REQUEST));
+    }
     ck_assert_uint_eq(stats_of(&f).live_blocks, 0);
     assert_sound(&f);
     heap_close(&f);
@@ -216,13 +262,15 @@ START_TEST(realloc_edges)
     tu_fill(a, 100, 1);
     must_free(&f, b);
     char *a2 = fm_heap_realloc(&f.h, a, 3000, "test");
-    ck_assert_ptr_eq(a2, a);
+    if (frees_at_once(_i)) /* else b is in quarantine, or glibc's */
+        ck_assert_ptr_eq(a2, a);
     ck_assert_uint_eq(tu_verify(a2, 100, 1), 100);
     assert_sound(&f);
     /* Shrink in place. */
     tu_fill(a2, 3000, 2);
     char *a3 = fm_heap_realloc(&f.h, a2, 200, "test");
-    ck_assert_ptr_eq(a3, a2);
+    if (pool_engine(_i))
+        ck_assert_ptr_eq(a3, a2);
     ck_assert_uint_eq(tu_verify(a3, 200, 2), 200);
     assert_sound(&f);
     /* Grow by moving: the old contents follow, the old block is freed. */
@@ -308,8 +356,9 @@ START_TEST(fill_free_refill)
             }
             ck_assert_int_eq(errno, ENOMEM);
             ck_assert_uint_le(usable, cap);
-            ck_assert_uint_le(stats_of(&f).committed, cap);
-            ck_assert_uint_eq(stats_of(&f).committed, cap);
+            ck_assert_uint_le(stats_of(&f).pool_used, cap);
+            if (pool_engine(_i)) /* sys: committed is what glibc holds */
+                ck_assert_uint_eq(stats_of(&f).committed, cap);
             assert_sound(&f);
             counts[round] = n;
             uint64_t seed = 42 + s;
@@ -322,13 +371,14 @@ START_TEST(fill_free_refill)
             for (size_t i = 0; i < n; i++)
                 TU_REQUIRE(fm_heap_free(&f.h, blk[i], "test") == FM_FREED, "free");
             assert_sound(&f);
-            struct fastmem_stats st = stats_of(&f);
-            ck_assert_uint_eq(st.live_blocks, 0);
-            ck_assert_uint_eq(st.in_use, 0);
-            ck_assert_uint_eq(st.free_fragments, 1);
+            assert_whole(&f);
         }
-        ck_assert_msg(counts[0] == counts[1], "%s: size %zu: %zu blocks, then %zu", f.e->name,
-                      sizes[s], counts[0], counts[1]);
+        /* The same again.  qm's 48-byte strides do not divide the pages the pool grew
+         * by in the first round, and a block at each step kept a 16-byte tail: a
+         * handful of blocks more fit in a pool that was whole from the start. */
+        bool exact = frees_at_once(_i);
+        ck_assert_msg(exact ? counts[0] == counts[1] : counts[1] >= counts[0] && counts[1] - counts[0] <= counts[0] / 1000,
+                      "%s: size %zu: %zu blocks, then %zu", f.e->name, sizes[s], counts[0], counts[1]);
         ck_assert_uint_gt(counts[0], 0);
     }
     /* After everything is freed, the largest free block can be had in one piece, and
@@ -351,20 +401,23 @@ START_TEST(growth_under_cap)
     const size_t cap = 64 * MiB;
     struct fixture f;
     heap_open(&f, _i, cap);
-    ck_assert_uint_eq(stats_of(&f).committed, 256 * 1024);
+    if (pool_engine(_i))
+        ck_assert_uint_eq(stats_of(&f).committed, 256 * 1024);
     void *p[100];
     size_t last = 0;
     /* 64 MiB holds at least 125 such blocks, so none of these 100 may fail. */
     for (int i = 0; i < 100; i++) {
         p[i] = fm_heap_malloc(&f.h, 500 * 1024);
         ck_assert_ptr_nonnull(p[i]);
-        size_t c = stats_of(&f).committed;
+        size_t c = stats_of(&f).pool_used;
         ck_assert_uint_ge(c, last);
         ck_assert_uint_le(c, cap);
         last = c;
         memset(p[i], 0xab, 500 * 1024);
     }
-    ck_assert_uint_lt(stats_of(&f).committed, cap);
+    ck_assert_uint_lt(stats_of(&f).pool_used, cap);
+    if (pool_engine(_i))
+        ck_assert_uint_lt(stats_of(&f).committed, cap);
     assert_sound(&f);
     for (int i = 0; i < 100; i++)
         must_free(&f, p[i]);
@@ -477,10 +530,7 @@ START_TEST(random_against_model)
             must_free(&f, m[i].p);
         }
     assert_sound(&f);
-    struct fastmem_stats st = stats_of(&f);
-    ck_assert_uint_eq(st.in_use, 0);
-    ck_assert_uint_eq(st.live_blocks, 0);
-    ck_assert_uint_eq(st.free_fragments, 1);
+    assert_whole(&f);
     heap_close(&f);
 }
 END_TEST
@@ -489,8 +539,16 @@ END_TEST
 
 /* The engine alone, over a plain buffer: it needs no OS, and it refuses what is not
  * a live block without changing anything. */
+static void ignore_pages(void *arg, void *start, size_t len)
+{
+    (void)arg;
+    (void)start;
+    (void)len;
+}
+
 START_TEST(engine_over_buffer_refuses_bad_pointers)
 {
+    APPLIES_ONLY_IF(pool_engine(_i));
     const struct fm_engine *e = fm_engines[_i];
     static alignas(16) unsigned char buf[1 << 20];
     void *eng = e->create(buf, sizeof buf);
@@ -523,6 +581,8 @@ START_TEST(engine_over_buffer_refuses_bad_pointers)
     ck_assert_uint_lt(n, 1 << 13);
     for (size_t i = 0; i < n; i++)
         TU_REQUIRE(e->free(eng, blocks[i]) > 0, "free of block %zu", i);
+    if (fm_engine_debugging(e)) /* its quarantine empties on a trim */
+        e->free_pages(eng, 4096, ignore_pages, NULL);
     struct fm_engine_stats st;
     e->stats(eng, &st);
     ck_assert_uint_eq(st.free_blocks, 1);
@@ -534,6 +594,7 @@ END_TEST
 /* Freeing joins a block with free neighbours on both sides at once. */
 START_TEST(engine_coalesces_both_sides)
 {
+    APPLIES_ONLY_IF(frees_at_once(_i));
     const struct fm_engine *e = fm_engines[_i];
     static alignas(16) unsigned char buf[1 << 20];
     void *eng = e->create(buf, sizeof buf);
@@ -564,6 +625,7 @@ END_TEST
  * 32 bytes and 1/8 of the request); otherwise the whole block is handed out. */
 START_TEST(engine_split_rule)
 {
+    APPLIES_ONLY_IF(frees_at_once(_i));
     const struct fm_engine *e = fm_engines[_i];
     static alignas(16) unsigned char buf[1 << 20];
     void *eng = e->create(buf, sizeof buf);
@@ -593,6 +655,7 @@ END_TEST
  * Kamailio's sorted free lists: every one is freed and the pool is whole again. */
 START_TEST(engine_many_same_size_frees)
 {
+    APPLIES_ONLY_IF(frees_at_once(_i));
     const struct fm_engine *e = fm_engines[_i];
     enum { N = 150000 };
     size_t bytes = (size_t)N * 64 + (1 << 20);
@@ -669,6 +732,7 @@ static bool resident(const void *addr)
  * pages stay untouched until the program touches them. */
 START_TEST(populate_ahead_of_small_blocks)
 {
+    APPLIES_ONLY_IF(pool_engine(_i));
     struct fixture f;
     heap_open(&f, _i, 64 * MiB);
     char *small = fm_heap_malloc(&f.h, 100);
@@ -694,6 +758,7 @@ END_TEST
  * claims to need. */
 START_TEST(engine_minimum_pool)
 {
+    APPLIES_ONLY_IF(pool_engine(_i));
     const struct fm_engine *e = fm_engines[_i];
     static alignas(16) unsigned char buf[1 << 20];
     ck_assert_uint_lt(e->min_pool, sizeof buf);
@@ -734,12 +799,31 @@ START_TEST(heap_double_free_aborts)
 }
 END_TEST
 
+/* (Registered for the pool engines only: see sys_interior_pointer_is_foreign.) */
 START_TEST(heap_interior_pointer_aborts)
 {
     struct fixture f;
     heap_open(&f, _i, 16 * MiB);
     char *a = fm_heap_malloc(&f.h, 640);
     fm_heap_free(&f.h, a + 64, "test"); /* must not return */
+}
+END_TEST
+
+/* sys knows the blocks it handed out, not their extents: a pointer into one is a
+ * pointer it never gave out, ignored and counted (glibc never sees it). */
+START_TEST(sys_interior_pointer_is_foreign)
+{
+    struct fixture f;
+    heap_open(&f, (int)(fm_engine_count() - 1), 16 * MiB);
+    ck_assert(f.e->system);
+    char *a = fm_heap_malloc(&f.h, 640);
+    tu_fill(a, 640, 3);
+    ck_assert_int_eq(fm_heap_free(&f.h, a + 64, "test"), FM_FOREIGN);
+    ck_assert_uint_eq(stats_of(&f).foreign_frees, 1);
+    ck_assert_uint_eq(tu_verify(a, 640, 3), 640);
+    must_free(&f, a);
+    assert_sound(&f);
+    heap_close(&f);
 }
 END_TEST
 
@@ -786,6 +870,7 @@ END_TEST
  * zero afterwards), and the heap stays sound and usable. */
 START_TEST(trim_releases_free_pages)
 {
+    APPLIES_ONLY_IF(pool_engine(_i)); /* sys: glibc gives back by its own rules */
     struct fixture f;
     heap_open(&f, _i, 64 * MiB);
     void *guard0 = fm_heap_malloc(&f.h, 64);
@@ -826,6 +911,7 @@ END_TEST
  * go back to the kernel once it reaches 1 MiB; blocks allocated there again work. */
 START_TEST(freed_runs_go_back_to_the_kernel)
 {
+    APPLIES_ONLY_IF(frees_at_once(_i)); /* qm: a block goes back as it leaves the quarantine */
     struct fixture f;
     heap_open(&f, _i, 64 * MiB);
     enum { N = 8192 };
@@ -994,7 +1080,9 @@ static Suite *engine_suite(void)
     tcase_add_loop_test(tc, engine_many_same_size_frees, 0, n);
     tcase_add_loop_test(tc, heap_foreign_pointer, 0, n);
     tcase_add_loop_test_raise_signal(tc, heap_double_free_aborts, SIGABRT, 0, n);
-    tcase_add_loop_test_raise_signal(tc, heap_interior_pointer_aborts, SIGABRT, 0, n);
+    /* sys is last, the pool engines before it */
+    tcase_add_loop_test_raise_signal(tc, heap_interior_pointer_aborts, SIGABRT, 0, n - 1);
+    tcase_add_test(tc, sys_interior_pointer_is_foreign);
     tcase_add_loop_test(tc, statistics_add_up, 0, n);
     tcase_add_loop_test(tc, trim_releases_free_pages, 0, n);
     tcase_add_loop_test(tc, freed_runs_go_back_to_the_kernel, 0, n);

@@ -34,7 +34,7 @@ static void open_heap(int engine, size_t cap)
     ck_assert_int_eq(fm_os_commit(base, first), 0);
     ck_assert_int_eq(fm_heap_init(&heap, fm_engines[engine], base, cap, 0, first, fm_os_commit, false), 0);
     fm_tcache_setup(&heap);
-    ck_assert(heap.caches);
+    ck_assert(heap.caches == !fm_engines[engine]->no_caches);
 }
 
 static struct fastmem_stats stats(void)
@@ -271,10 +271,31 @@ START_TEST(threads_churn_with_caches)
 }
 END_TEST
 
+/* qm must see every free (to check it) and sys has no pool: no cache in front, so a
+ * freed block is back in the engine at once. */
+START_TEST(no_caches_for_them)
+{
+    open_heap(_i, 16 * MiB);
+    ck_assert(!heap.caches);
+    void *p = fm_heap_malloc(&heap, 64);
+    ck_assert_ptr_nonnull(p);
+    fm_heap_free(&heap, p, "test");
+    struct fastmem_stats st;
+    fm_heap_stats(&heap, &st);
+    ck_assert_uint_eq(st.cached, 0);
+    ck_assert_uint_eq(st.live_blocks, 0);
+    ck_assert_uint_eq(st.calls_free, 1);
+}
+END_TEST
+
 static Suite *tcache_suite(void)
 {
     Suite *s = suite_create("tcache");
-    int n = (int)fm_engine_count();
+    /* The engines with caches in front come first; the rest (qm, sys) want every free
+     * themselves: no_caches_for_them checks they get none. */
+    int n = 0;
+    while (fm_engines[n] && !fm_engines[n]->no_caches)
+        n++;
     TCase *tc = tcase_create("caches");
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, reuse_without_the_engine, 0, n);
@@ -283,6 +304,7 @@ static Suite *tcache_suite(void)
     tcase_add_loop_test(tc, thread_exit_returns_its_cache, 0, n);
     tcase_add_loop_test(tc, fork_while_threads_hold_caches, 0, n);
     tcase_add_loop_test(tc, threads_churn_with_caches, 0, n);
+    tcase_add_loop_test(tc, no_caches_for_them, n, (int)fm_engine_count());
     suite_add_tcase(s, tc);
     return s;
 }

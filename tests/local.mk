@@ -3,7 +3,7 @@
 
 # The engines every engine-generic test runs over.  check_engine verifies that this
 # list is exactly the engine registry, so a new engine cannot miss the preload tests.
-FASTMEM_ENGINES = tlsf fm
+FASTMEM_ENGINES = tlsf fm qm sys
 
 AM_TESTS_ENVIRONMENT = \
 	FASTMEM_LIB='$(abs_top_builddir)/src/.libs/libfastmem.so'; export FASTMEM_LIB; \

@@ -8,7 +8,8 @@ check_PROGRAMS += \
 	tests/progs/early_main \
 	tests/progs/linked \
 	tests/progs/shm_example \
-	tests/progs/release
+	tests/progs/release \
+	tests/progs/qmbugs
 check_LTLIBRARIES += tests/progs/libearly.la
 
 # These programs test malloc itself: the compiler must not treat it as a builtin it
@@ -32,6 +33,8 @@ tests_progs_linked_CFLAGS = $(FM_PROG_CFLAGS)
 tests_progs_linked_LDFLAGS = -no-install
 tests_progs_linked_LDADD = src/libfastmem.la
 tests_progs_release_CFLAGS = $(FM_PROG_CFLAGS)
+tests_progs_qmbugs_CFLAGS = $(FM_PROG_CFLAGS)
+tests_progs_qmbugs_LDFLAGS = -no-install
 tests_progs_release_LDFLAGS = -no-install
 tests_progs_shm_example_LDFLAGS = -no-install
 tests_progs_shm_example_LDADD = src/libfastmem.la
@@ -47,6 +50,7 @@ PRELOAD_TESTS = \
 	tests/preload_early.sh \
 	tests/preload_cap.sh \
 	tests/preload_release.sh \
+	tests/preload_qm.sh \
 	tests/preload_threads.sh \
 	tests/preload_programs.sh \
 	tests/linked.sh \

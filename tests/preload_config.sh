@@ -4,7 +4,7 @@
 . "${FASTMEM_TESTS_SRCDIR:-$(dirname "$0")}/preload_lib.sh"
 
 # Engine names that are not (yet) engines: refused like any unknown name.
-refused_engines="bogus qm q_malloc 1 sys system 3 tlsf2 f-malloc"
+refused_engines="bogus 3 4 tlsf2 f-malloc q-malloc systems"
 
 refused() { # VAR VALUE
     local var=$1 value=$2
@@ -40,7 +40,9 @@ for value in maybe '' 2 yess; do refused MEMSTATS "$value"; done
 for value in 1 255K 1P on abc ''; do refused MEMRELEASE "$value"; done
 
 for e in tlsf TLSF Tlsf_Malloc 2 fm FM f_malloc F_Malloc fmalloc 0; do accepted "" MEMMNG=$e; done
-for e in $FASTMEM_ENGINES; do accepted "" MEMMNG=$e; done
+for e in $FASTMEM_ENGINES tlsf_malloc 2 f_malloc fmalloc 0 q_malloc qmalloc 1 system QM SYS; do
+    accepted "" MEMMNG=$e
+done
 for s in 67108864 65536K 64M 64m 64MB 64MiB 64mib; do accepted "64 MiB" MEMSIZE=$s; done
 accepted "1 GiB" MEMSIZE=1G
 accepted "1 TiB" MEMSIZE=1T
