@@ -4,6 +4,7 @@ dist_man_MANS += \
 	%D%/fastmem.1 \
 	%D%/fastmem_stats_get.3 \
 	%D%/fastmem_stats_print.3 \
+	%D%/fastmem_check.3 \
 	%D%/fastmem_version.3 \
 	%D%/shm_malloc.3 \
 	%D%/shm_init.3 \
