@@ -422,6 +422,20 @@ size_t fm_heap_trim(struct fm_heap *h)
     return n;
 }
 
+void fm_heap_copy_calls(const struct fm_counters *c, struct fastmem_stats *st)
+{
+    st->calls_malloc = c->calls_malloc;
+    st->calls_calloc = c->calls_calloc;
+    st->calls_realloc = c->calls_realloc;
+    st->calls_aligned = c->calls_aligned;
+    st->calls_free = c->calls_free;
+    st->failed_cap = c->failed_cap;
+    st->failed_invalid = c->failed_invalid;
+    st->foreign_frees = c->foreign_frees;
+    st->trimmed = c->trimmed;
+    st->recovered = c->recovered;
+}
+
 void fm_heap_stats(struct fm_heap *h, struct fastmem_stats *st)
 {
     struct fm_engine_stats es;
@@ -448,16 +462,7 @@ void fm_heap_stats(struct fm_heap *h, struct fastmem_stats *st)
     st->largest_free = es.largest_free;
     if (uncommitted > 0 && es.tail_free + uncommitted > st->largest_free)
         st->largest_free = es.tail_free + uncommitted;
-    st->calls_malloc = c->calls_malloc;
-    st->calls_calloc = c->calls_calloc;
-    st->calls_realloc = c->calls_realloc;
-    st->calls_aligned = c->calls_aligned;
-    st->calls_free = c->calls_free;
-    st->failed_cap = c->failed_cap;
-    st->failed_invalid = c->failed_invalid;
-    st->foreign_frees = c->foreign_frees;
-    st->trimmed = c->trimmed;
-    st->recovered = c->recovered;
+    fm_heap_copy_calls(c, st);
     if (h->caches) {
         struct fm_tcache_totals t;
         fm_tcache_totals(h, &t);

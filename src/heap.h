@@ -119,6 +119,10 @@ void fm_heap_set_release(struct fm_heap *h, size_t min) FM_HIDDEN;
 /* Give the pages of free blocks back to the kernel; returns the bytes released. */
 size_t fm_heap_trim(struct fm_heap *h) FM_HIDDEN;
 
+/* The call and refusal counters (calls_*, failed_*, foreign_frees, trimmed,
+ * recovered) into st: the part every kind of heap reports alike. */
+void fm_heap_copy_calls(const struct fm_counters *c, struct fastmem_stats *st) FM_HIDDEN;
+
 /* A consistent snapshot of the heap's statistics. */
 void fm_heap_stats(struct fm_heap *h, struct fastmem_stats *st) FM_HIDDEN;
 

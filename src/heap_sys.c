@@ -283,15 +283,7 @@ void fm_sys_stats(struct fm_heap *h, struct fastmem_stats *st)
     st->free_fragments = mi.ordblks;
     /* what a request is sure to get, whatever glibc's rounding */
     st->largest_free = st->free_bytes > ROUNDING + CHUNK_WORD ? st->free_bytes - ROUNDING - CHUNK_WORD : 0;
-    st->calls_malloc = c->calls_malloc;
-    st->calls_calloc = c->calls_calloc;
-    st->calls_realloc = c->calls_realloc;
-    st->calls_aligned = c->calls_aligned;
-    st->calls_free = c->calls_free;
-    st->failed_cap = c->failed_cap;
-    st->failed_invalid = c->failed_invalid;
-    st->foreign_frees = c->foreign_frees;
-    st->trimmed = c->trimmed;
+    fm_heap_copy_calls(c, st);
     fm_lock_release_if(&h->lock, held);
 }
 
