@@ -313,6 +313,12 @@ _Noreturn FM_COLD static void bad_pointer(struct fm_heap *h, bool held, const ch
            caller, p);
 }
 
+void fm_heap_foreign(struct fm_heap *h, const char *caller, const void *p)
+{
+    if (fm_engine_debugging(h->engine))
+        fm_die("%s(%p): not a pointer libfastmem handed out (it is outside the heap)", caller, p);
+}
+
 /* Free an owned block with the lock held; returns false if p is no live block. */
 static bool free_locked(struct fm_heap *h, void *p)
 {
@@ -330,6 +336,7 @@ enum fm_free_result fm_heap_free(struct fm_heap *h, void *p, const char *caller)
     if (fm_unlikely(h->sys))
         return fm_sys_free(h, p, caller);
     if (fm_unlikely(!fm_heap_owns(h, p))) {
+        fm_heap_foreign(h, caller, p);
         bool held = lock(h);
         h->c.foreign_frees++;
         unlock(h, held);

@@ -109,6 +109,11 @@ size_t fm_heap_usable_size(struct fm_heap *h, const void *p) FM_HIDDEN;
  * (calloc's overflow check). */
 bool fm_heap_product(struct fm_heap *h, size_t n, size_t size, size_t *out) FM_HIDDEN;
 
+/* p, passed to caller, is outside the heap: under the debugging engine that is a bug
+ * to report, and the process stops; otherwise this returns and the caller ignores p
+ * (free) or refuses it (realloc). */
+void fm_heap_foreign(struct fm_heap *h, const char *caller, const void *p) FM_HIDDEN;
+
 /* Count one refused impossible request (an overflowing size, a bad alignment). */
 void fm_heap_count_invalid(struct fm_heap *h) FM_HIDDEN;
 

@@ -74,6 +74,7 @@ void *fm_realloc(void *p, size_t size)
     if (h == NULL)
         return NULL;
     if (fm_unlikely(!fm_heap_owns(h, p))) {
+        fm_heap_foreign(h, "realloc", p);
         fm_message("realloc(%p): not a block of this heap (another allocator's?); refused", p);
         fm_heap_count_invalid(h);
         errno = EINVAL;

@@ -195,6 +195,7 @@ FM_EXPORT void *shm_realloc(void *p, size_t size)
     if (h == NULL)
         return NULL;
     if (!fm_heap_owns(h, p)) {
+        fm_heap_foreign(h, "shm_realloc", p);
         fm_message("shm_realloc(%p): not a pointer into the shared region; refused", p);
         fm_heap_count_invalid(h);
         errno = EINVAL;

@@ -775,6 +775,7 @@ END_TEST
 /* A pointer outside the range is foreign: the heap ignores and counts it. */
 START_TEST(heap_foreign_pointer)
 {
+    APPLIES_ONLY_IF(!fm_engine_debugging(fm_engines[_i])); /* qm: preload_foreign.sh */
     struct fixture f;
     heap_open(&f, _i, 16 * MiB);
     char local[32];
