@@ -5,8 +5,9 @@
 #
 # ALLOCATOR is glibc (no preload), jemalloc, tcmalloc, mimalloc (the Debian packages
 # libjemalloc2, libtcmalloc-minimal4, libmimalloc2.0, preloaded), or one of
-# libfastmem's engines (tlsf, fm: FASTMEM_LIB preloaded with MEMMNG set).  Default:
-# all of them; a peer that is not installed is skipped with a note.  Every workload
+# libfastmem's engines (tlsf, fm, qm, sys: FASTMEM_LIB preloaded with MEMMNG set).
+# Default: all but qm and sys (the debugging engine, and glibc under the cap, measured
+# on request); a peer that is not installed is skipped with a note.  Every workload
 # runs RUNS times (default 5) per allocator, interleaved so that a noisy moment on a
 # shared machine hits every allocator alike, and the table shows the median, with
 # each time also as a ratio to glibc's (below 1 is faster than glibc).
@@ -46,7 +47,7 @@ for a in $allocators; do
     jemalloc) preload[$a]=$(peer_lib libjemalloc.so.2) ;;
     tcmalloc) preload[$a]=$(peer_lib libtcmalloc_minimal.so.4) ;;
     mimalloc) preload[$a]=$(peer_lib libmimalloc.so.2) ;;
-    tlsf | fm) preload[$a]=$lib; engine[$a]=$a ;;
+    tlsf | fm | qm | sys) preload[$a]=$lib; engine[$a]=$a ;;
     *) echo "run.sh: unknown allocator '$a'" >&2; exit 2 ;;
     esac
     if [ "$a" != glibc ] && [ ! -f "${preload[$a]}" ]; then
