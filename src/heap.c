@@ -193,6 +193,19 @@ FM_NOINLINE static void populate_ahead(struct fm_heap *h, char *start, char *end
     h->populated = hi;
 }
 
+/* Count block p, just handed out by the engine, as live, and populate ahead of it.
+ * Called with the lock held. */
+static inline void handed_out(struct fm_heap *h, void *p)
+{
+    uint64_t u = h->engine->usable_size(h->eng, p);
+    if (h->populate && (char *)p + u > h->populated && u <= POPULATE_SMALL)
+        populate_ahead(h, p, (char *)p + u);
+    h->c.live_blocks++;
+    h->c.in_use += u;
+    if (h->c.in_use > h->c.peak_in_use)
+        h->c.peak_in_use = h->c.in_use;
+}
+
 /* A block from the engine, growing the pool as needed; NULL when the cap is reached.
  * Called with the lock held. */
 static void *alloc_locked(struct fm_heap *h, size_t align, size_t size)
@@ -203,13 +216,7 @@ static void *alloc_locked(struct fm_heap *h, size_t align, size_t size)
         void *p = align > FM_ALIGN ? h->engine->memalign(h->eng, align, size)
                                    : h->engine->malloc(h->eng, size);
         if (fm_likely(p != NULL)) {
-            uint64_t u = h->engine->usable_size(h->eng, p);
-            if (h->populate && (char *)p + u > h->populated && u <= POPULATE_SMALL)
-                populate_ahead(h, p, (char *)p + u);
-            h->c.live_blocks++;
-            h->c.in_use += u;
-            if (h->c.in_use > h->c.peak_in_use)
-                h->c.peak_in_use = h->c.in_use;
+            handed_out(h, p);
             return p;
         }
         if (!grow(h, size + align)) {
@@ -247,12 +254,43 @@ static void *alloc(struct fm_heap *h, size_t align, size_t size, uint64_t *count
     return p;
 }
 
+/* alloc() for a small size whose list in this thread's cache is empty: under the
+ * same lock, the engine's next FM_TCACHE_BATCH - 1 blocks of the size go into the
+ * cache too.  Those come only from what the pool has already: taking them never grows
+ * the pool, nor flushes the caches at the cap. */
+FM_NOINLINE static void *alloc_refill(struct fm_heap *h, size_t size, uint64_t *count)
+{
+    bool held = lock(h);
+    (*count)++;
+    if (refused_damaged(h, held))
+        return NULL;
+    void *p = size <= h->cap ? alloc_locked(h, FM_ALIGN, size) : NULL;
+    if (fm_unlikely(p == NULL)) {
+        h->c.failed_cap++;
+        unlock(h, held);
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *more[FM_TCACHE_BATCH];
+    size_t n = 0;
+    while (n < FM_TCACHE_BATCH - 1 && (more[n] = h->engine->malloc(h->eng, size)) != NULL)
+        handed_out(h, more[n++]);
+    if (n > 0)
+        fm_tcache_stock(h, more, n);
+    unlock(h, held);
+    return p;
+}
+
 void *fm_heap_malloc(struct fm_heap *h, size_t size)
 {
-    if (h->caches && size <= FM_TCACHE_MAX_USABLE && fm_tcache_may_have(h, size)) {
-        void *p = fm_tcache_pop(h, size, false);
-        if (p)
-            return p;
+    if (h->caches && size <= FM_TCACHE_MAX_USABLE) {
+        if (fm_tcache_may_have(h, size)) {
+            void *p = fm_tcache_pop(h, size, false);
+            if (p)
+                return p;
+        }
+        if (fm_tcache_is_mine(h) && !fm_lock_elided())
+            return alloc_refill(h, size, &h->c.calls_malloc);
     }
     return alloc(h, FM_ALIGN, size, &h->c.calls_malloc);
 }
@@ -261,12 +299,21 @@ void *fm_heap_calloc(struct fm_heap *h, size_t size)
 {
     if (fm_unlikely(h->sys))
         return fm_sys_alloc(h, FM_ALIGN, size, true, &h->c.calls_calloc);
-    if (h->caches && size <= FM_TCACHE_MAX_USABLE && fm_tcache_may_have(h, size)) {
-        void *p = fm_tcache_pop(h, size, true);
-        if (p)
+    void *p;
+    if (h->caches && size <= FM_TCACHE_MAX_USABLE) {
+        if (fm_tcache_may_have(h, size)) {
+            p = fm_tcache_pop(h, size, true);
+            if (p)
+                return p;
+        }
+        if (fm_tcache_is_mine(h) && !fm_lock_elided()) {
+            p = alloc_refill(h, size, &h->c.calls_calloc);
+            if (p)
+                memset(p, 0, size);
             return p;
+        }
     }
-    void *p = alloc(h, FM_ALIGN, size, &h->c.calls_calloc);
+    p = alloc(h, FM_ALIGN, size, &h->c.calls_calloc);
     if (p)
         memset(p, 0, size);
     return p;
@@ -331,6 +378,25 @@ static bool free_locked(struct fm_heap *h, void *p)
     return true;
 }
 
+/* Free a block of this thread's cache's size range whose list is full: under one
+ * lock, the list's oldest blocks go back to the engine and p joins the list. */
+FM_NOINLINE static void free_flushing(struct fm_heap *h, void *p, size_t usable, const char *caller)
+{
+    bool held = lock(h);
+    int r = fm_tcache_push_flush(h, p, usable);
+    if (fm_likely(r > 0)) {
+        unlock(h, held);
+        return;
+    }
+    if (r < 0) {
+        unlock(h, held);
+        fm_die("%s(%p): double free: the block was already freed", caller, p);
+    }
+    if (fm_unlikely(!free_locked(h, p)))
+        bad_pointer(h, held, caller, p);
+    unlock(h, held);
+}
+
 enum fm_free_result fm_heap_free(struct fm_heap *h, void *p, const char *caller)
 {
     if (fm_unlikely(h->sys))
@@ -348,8 +414,15 @@ enum fm_free_result fm_heap_free(struct fm_heap *h, void *p, const char *caller)
      * locked path below decides.  (committed only grows: a stale value is smaller.) */
     if (h->caches && (char *)p >= h->base + FM_ALIGN && (char *)p < h->base + h->committed) {
         size_t u = fm_block_usable_unchecked(p);
-        if (u <= FM_TCACHE_MAX_USABLE && u >= 24 && fm_tcache_may_take(h, u) && fm_tcache_push(h, p, u))
-            return FM_FREED;
+        if (u <= FM_TCACHE_MAX_USABLE && u >= 24) {
+            if (fm_tcache_may_take(h, u)) {
+                if (fm_tcache_push(h, p, u))
+                    return FM_FREED;
+            } else if (fm_tcache_may_be_full(h, u) && !fm_lock_elided()) {
+                free_flushing(h, p, u, caller);
+                return FM_FREED;
+            }
+        }
     }
     bool held = lock(h);
     if (fm_unlikely(h->damaged)) {

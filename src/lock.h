@@ -64,6 +64,16 @@ static inline bool fm_lock_acquire_if_threaded(fm_lock_t *l)
     return true;
 }
 
+/* Whether fm_lock_acquire_if_threaded would skip the lock now. */
+static inline bool fm_lock_elided(void)
+{
+#if HAVE_SYS_SINGLE_THREADED_H
+    return __libc_single_threaded;
+#else
+    return false;
+#endif
+}
+
 static inline void fm_lock_release_if(fm_lock_t *l, bool held)
 {
     if (held)

@@ -6,6 +6,17 @@
  * Cached blocks stay allocated as far as the engine is concerned, so they count
  * against the cap like any block, and the engines behind (both of them) are unchanged.
  *
+ * Batches.  The heap's lock is taken once per BATCH blocks, not once per block, when
+ * a thread allocates more than it frees or the reverse (a producer and a consumer): a
+ * malloc that misses takes BATCH blocks of its stride from the engine and keeps the
+ * rest for the next calls (fm_tcache_stock), and a free that finds its list full gives
+ * the BATCH oldest blocks of the list back (fm_tcache_push_flush).  Those go back
+ * sorted by address, lowest first: a block freed right after the block before it is
+ * joined to it with one size update (block.h), so a structure torn down in allocation
+ * order costs the engine what it cost without the caches, where blocks given back in
+ * list order (newest first) would each be joined to the block after them, an unlink
+ * and an insert.  For the same reason a refill's blocks are handed out lowest first.
+ *
  * The cap stays exact: before the heap refuses a request with ENOMEM it flushes every
  * thread's cache back to the engine and tries again.  A thread that exits flushes its
  * cache (a pthread key destructor); fork flushes, in the child, the caches of the
@@ -30,7 +41,8 @@
 #include <pthread.h>
 #include <string.h>
 
-enum { NCLASS = FM_TCACHE_NCLASS, LIMIT = FM_TCACHE_LIMIT };
+enum { NCLASS = FM_TCACHE_NCLASS, LIMIT = FM_TCACHE_LIMIT, BATCH = FM_TCACHE_BATCH };
+_Static_assert(BATCH >= 1 && BATCH <= LIMIT && LIMIT <= 255, "batch and limit out of range");
 
 __thread struct fm_tcache *fm_tcache_mine __attribute__((tls_model("initial-exec")));
 __thread int fm_tcache_state __attribute__((tls_model("initial-exec")));
@@ -190,6 +202,89 @@ bool fm_tcache_push(struct fm_heap *h, void *ptr, size_t usable)
     tc->frees++;
     fm_lock_release_if(&tc->lock, held);
     return true;
+}
+
+void fm_tcache_stock(struct fm_heap *h, void **blk, size_t n)
+{
+    struct fm_tcache *tc = fm_tcache_mine;
+    fm_assert(tc != NULL && tc->heap == h && n <= BATCH);
+    bool held = fm_lock_acquire_if_threaded(&tc->lock);
+    /* Last first, so that the list hands them out in the order given. */
+    while (n > 0) {
+        void **p = blk[--n];
+        size_t usable = fm_block_usable_unchecked(p); /* the engine's own block */
+        size_t c = (usable + 8) >> 4;
+        if (usable > FM_TCACHE_MAX_USABLE || tc->count[c] >= LIMIT) {
+            fm_heap_release_cached(h, p);
+            continue;
+        }
+        p[0] = tc->head[c];
+        p[1] = (void *)(uintptr_t)key_value;
+        tc->head[c] = p;
+        tc->count[c]++;
+        tc->blocks++;
+        tc->bytes += usable;
+    }
+    fm_lock_release_if(&tc->lock, held);
+}
+
+int fm_tcache_push_flush(struct fm_heap *h, void *ptr, size_t usable)
+{
+    struct fm_tcache *tc = fm_tcache_mine;
+    if (tc == NULL || tc->heap != h)
+        return 0;
+    /* The heap's lock is held, so the engine's answer here is final. */
+    if (!h->engine->owns_block(h->eng, ptr))
+        return 0;
+    size_t c = (usable + 8) >> 4;
+    void **p = ptr;
+    void *out[BATCH];
+    size_t n = 0;
+    bool held = fm_lock_acquire_if_threaded(&tc->lock);
+    if (fm_unlikely((uint64_t)(uintptr_t)p[1] == key_value)) {
+        for (void **q = tc->head[c]; q; q = *q)
+            if (q == p) {
+                fm_lock_release_if(&tc->lock, held);
+                return -1;
+            }
+    }
+    if (tc->count[c] >= LIMIT) {
+        /* Cut the list after its LIMIT - BATCH newest blocks.  Each block's first
+         * word is its link, so the link to follow is the block itself. */
+        void **link = &tc->head[c];
+        for (size_t k = 0; k < LIMIT - BATCH; k++)
+            link = *link;
+        void **q = *link;
+        *link = NULL;
+        n = (size_t)tc->count[c] - (LIMIT - BATCH);
+        /* Oldest last in the list: filled from the end, out holds a run of blocks
+         * freed in address order already sorted, and the sort below is one pass. */
+        for (size_t k = n; k > 0; q = *q)
+            out[--k] = q;
+        tc->count[c] = LIMIT - BATCH;
+        tc->blocks -= n;
+        tc->bytes -= n * usable; /* one stride, one usable size */
+    }
+    p[0] = tc->head[c];
+    p[1] = (void *)(uintptr_t)key_value;
+    tc->head[c] = p;
+    tc->count[c]++;
+    tc->blocks++;
+    tc->bytes += usable;
+    tc->frees++;
+    fm_lock_release_if(&tc->lock, held);
+    /* The blocks cut off are no cache's now, and the heap's lock keeps them from
+     * being missed (flush_all, the statistics) until they are back in the engine. */
+    for (size_t i = 1; i < n; i++) {
+        void *b = out[i];
+        size_t j = i;
+        for (; j > 0 && (uintptr_t)out[j - 1] > (uintptr_t)b; j--)
+            out[j] = out[j - 1];
+        out[j] = b;
+    }
+    for (size_t i = 0; i < n; i++)
+        fm_heap_release_cached(h, out[i]);
+    return 1;
 }
 
 bool fm_tcache_flush_all(struct fm_heap *h)

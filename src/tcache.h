@@ -9,11 +9,18 @@
 struct fm_heap;
 
 /* Blocks of this stride or less are cached: usable sizes up to 1016 bytes; at most
- * FM_TCACHE_LIMIT of each stride per thread. */
+ * FM_TCACHE_LIMIT of each stride per thread.  The heap's lock is taken once for a
+ * batch of FM_TCACHE_BATCH blocks: a miss takes that many from the engine, and a free
+ * that finds its list full gives that many back (tcache.c). */
 #define FM_TCACHE_MAX_STRIDE ((size_t)1024)
 #define FM_TCACHE_MAX_USABLE (FM_TCACHE_MAX_STRIDE - 8)
 #define FM_TCACHE_NCLASS (FM_TCACHE_MAX_STRIDE / 16 + 1) /* stride >> 4, 2..64 */
-#define FM_TCACHE_LIMIT 8
+#ifndef FM_TCACHE_LIMIT
+#define FM_TCACHE_LIMIT 32
+#endif
+#ifndef FM_TCACHE_BATCH
+#define FM_TCACHE_BATCH (FM_TCACHE_LIMIT / 4)
+#endif
 
 struct fm_tcache {
     fm_lock_t lock;
@@ -48,6 +55,21 @@ static inline bool fm_tcache_may_take(const struct fm_heap *h, size_t usable)
     return tc->heap == h && tc->count[(usable + 8) >> 4] < FM_TCACHE_LIMIT;
 }
 
+/* Whether this thread has a cache for h (then a miss refills it, fm_tcache_stock). */
+static inline bool fm_tcache_is_mine(const struct fm_heap *h)
+{
+    const struct fm_tcache *tc = fm_tcache_mine;
+    return tc != NULL && tc->heap == h;
+}
+
+/* Whether this thread's list for blocks of this usable size is full (a guess, as
+ * above: then the free goes to fm_tcache_push_flush). */
+static inline bool fm_tcache_may_be_full(const struct fm_heap *h, size_t usable)
+{
+    const struct fm_tcache *tc = fm_tcache_mine;
+    return tc != NULL && tc->heap == h && tc->count[(usable + 8) >> 4] >= FM_TCACHE_LIMIT;
+}
+
 struct fm_tcache_totals {
     uint64_t bytes, blocks, mallocs, callocs, frees;
 };
@@ -63,6 +85,20 @@ void *fm_tcache_pop(struct fm_heap *h, size_t size, bool zero) FM_HIDDEN;
  * usable bytes (24 to FM_TCACHE_MAX_USABLE), in this thread's cache instead of
  * freeing it; false if it is no live block or the cache has no room. */
 bool fm_tcache_push(struct fm_heap *h, void *p, size_t usable) FM_HIDDEN;
+
+/* With the heap's lock held, in a thread whose cache is for h: keep the n blocks at
+ * blk, just allocated and counted as live (at most FM_TCACHE_BATCH), in this thread's
+ * cache, the first to be handed out first; any it has no room for go back to the
+ * engine. */
+void fm_tcache_stock(struct fm_heap *h, void **blk, size_t n) FM_HIDDEN;
+
+/* With the heap's lock held: free block p, whose size word says it has usable bytes
+ * (24 to FM_TCACHE_MAX_USABLE), into this thread's cache, first giving the oldest
+ * FM_TCACHE_BATCH blocks of its list back to the engine, in address order, if the list
+ * is full.  1 if done; 0 if p is no live block or the thread has no cache for h (the
+ * caller frees it to the engine, which checks it); -1 if p is in the cache already
+ * (a double free: the caller reports it). */
+int fm_tcache_push_flush(struct fm_heap *h, void *p, size_t usable) FM_HIDDEN;
 
 /* With the heap's lock held: every cache back to the engine; true if any held a block. */
 bool fm_tcache_flush_all(struct fm_heap *h) FM_HIDDEN;

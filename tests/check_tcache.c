@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -93,6 +94,119 @@ START_TEST(reuse_without_the_engine)
 }
 END_TEST
 
+/* The batches are taken only while the process has more than one thread (with one,
+ * the heap's lock is skipped, so there is nothing to save): these tests keep a
+ * second thread waiting while they run. */
+static pthread_t companion;
+static sem_t companion_done;
+
+static void *wait_for_the_test(void *arg)
+{
+    (void)arg;
+    while (sem_wait(&companion_done) != 0)
+        ;
+    return NULL;
+}
+
+static void companion_start(void)
+{
+    ck_assert_int_eq(sem_init(&companion_done, 0, 0), 0);
+    ck_assert_int_eq(pthread_create(&companion, NULL, wait_for_the_test, NULL), 0);
+}
+
+static void companion_stop(void)
+{
+    sem_post(&companion_done);
+    pthread_join(companion, NULL);
+}
+
+/* A miss takes a batch from the engine under one lock: one block handed out, the
+ * rest cached and handed out next, lowest address first. */
+START_TEST(miss_takes_a_batch)
+{
+    open_heap(_i, 64 * MiB);
+    companion_start();
+    fm_heap_free(&heap, fm_heap_malloc(&heap, 500), "test"); /* this thread's cache */
+    ck_assert_uint_eq(stats().cached, 504);
+    char *p = fm_heap_calloc(&heap, 100);
+    ck_assert_ptr_nonnull(p);
+    struct fastmem_stats st = stats();
+    ck_assert_uint_eq(st.cached, 504 + (FM_TCACHE_BATCH - 1) * 104);
+    ck_assert_uint_eq(st.live_blocks, 1);
+    ck_assert_uint_eq(st.in_use, 104);
+    ck_assert_uint_eq(st.calls_calloc, 1);
+    char *prev = p;
+    for (int k = 1; k < FM_TCACHE_BATCH; k++) {
+        char *q = fm_heap_calloc(&heap, 100);
+        ck_assert((uintptr_t)q > (uintptr_t)prev);
+        for (int i = 0; i < 100; i++)
+            TU_REQUIRE(q[i] == 0, "byte %d", i);
+        memset(q, 0xa5, 100);
+        prev = q;
+    }
+    st = stats();
+    ck_assert_uint_eq(st.cached, 504);
+    ck_assert_uint_eq(st.live_blocks, FM_TCACHE_BATCH);
+    ck_assert_uint_eq(st.calls_calloc, FM_TCACHE_BATCH);
+    fm_heap_trim(&heap);
+    ck_assert_uint_eq(stats().cached, 0);
+    assert_sound();
+    companion_stop();
+}
+END_TEST
+
+/* A free that finds its list full gives the oldest BATCH blocks back under one lock
+ * and keeps the block freed; the counts stay right throughout. */
+START_TEST(full_list_gives_back_a_batch)
+{
+    open_heap(_i, 64 * MiB);
+    enum { N = 4 * FM_TCACHE_LIMIT + 3 };
+    void *p[N];
+    for (int k = 0; k < N; k++)
+        p[k] = fm_heap_malloc(&heap, 40); /* no cache yet: one at a time */
+    companion_start();
+    struct fastmem_stats st = stats();
+    ck_assert_uint_eq(st.live_blocks, N);
+    ck_assert_uint_eq(st.cached, 0);
+    for (int k = 0; k < N; k++) {
+        fm_heap_free(&heap, p[k], "test");
+        st = stats();
+        uint64_t held = (uint64_t)k + 1;
+        if (held > FM_TCACHE_LIMIT)
+            held = FM_TCACHE_LIMIT - FM_TCACHE_BATCH + 1 + (held - FM_TCACHE_LIMIT - 1) % FM_TCACHE_BATCH;
+        TU_REQUIRE(st.cached == held * 40, "after %d frees: cached %llu", k + 1,
+                   (unsigned long long)st.cached);
+        TU_REQUIRE(st.live_blocks == (uint64_t)(N - k - 1), "after %d frees: live %llu", k + 1,
+                   (unsigned long long)st.live_blocks);
+        ck_assert_uint_eq(st.calls_free, (uint64_t)k + 1);
+        ck_assert_uint_eq(st.in_use, (uint64_t)(N - k - 1) * 40);
+    }
+    assert_sound();
+    /* The newest blocks are the ones kept: the last freed comes back first. */
+    ck_assert_ptr_eq(fm_heap_malloc(&heap, 40), p[N - 1]);
+    fm_heap_trim(&heap);
+    st = stats();
+    ck_assert_uint_eq(st.cached, 0);
+    ck_assert_uint_eq(st.live_blocks, 1);
+    assert_sound();
+    companion_stop();
+}
+END_TEST
+
+/* A double free caught on the batched path: the list is full when it comes. */
+START_TEST(double_free_into_full_list_aborts)
+{
+    open_heap(_i, 64 * MiB);
+    void *p[FM_TCACHE_LIMIT];
+    for (int k = 0; k < FM_TCACHE_LIMIT; k++)
+        p[k] = fm_heap_malloc(&heap, 64);
+    companion_start();
+    for (int k = 0; k < FM_TCACHE_LIMIT; k++)
+        fm_heap_free(&heap, p[k], "free");
+    fm_heap_free(&heap, p[FM_TCACHE_LIMIT - 1], "free");
+}
+END_TEST
+
 START_TEST(double_free_of_cached_block_aborts)
 {
     open_heap(_i, 64 * MiB);
@@ -102,7 +216,8 @@ START_TEST(double_free_of_cached_block_aborts)
 }
 END_TEST
 
-/* Threads that fill their caches and wait. */
+/* Threads that fill their caches and wait (while more than one thread runs, a
+ * cache's lists are filled and emptied in batches: the counts below hold either way). */
 enum { THREADS = 4 };
 static pthread_barrier_t filled, release_threads;
 
@@ -299,7 +414,10 @@ static Suite *tcache_suite(void)
     TCase *tc = tcase_create("caches");
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, reuse_without_the_engine, 0, n);
+    tcase_add_loop_test(tc, miss_takes_a_batch, 0, n);
+    tcase_add_loop_test(tc, full_list_gives_back_a_batch, 0, n);
     tcase_add_loop_test_raise_signal(tc, double_free_of_cached_block_aborts, SIGABRT, 0, n);
+    tcase_add_loop_test_raise_signal(tc, double_free_into_full_list_aborts, SIGABRT, 0, n);
     tcase_add_loop_test(tc, cap_exact_with_threads_holding_caches, 0, n);
     tcase_add_loop_test(tc, thread_exit_returns_its_cache, 0, n);
     tcase_add_loop_test(tc, fork_while_threads_hold_caches, 0, n);
