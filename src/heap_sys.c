@@ -42,9 +42,21 @@ struct fm_sys_slot {
     uint64_t v; /* usable size, | FREED for a tombstone */
 };
 
+/* The home slot of p in a table of 2^log2.  Neighbouring blocks get neighbouring
+ * slots (p's own bits, not a scrambling hash), so a program working through its
+ * blocks in address order works through the table in order too, instead of missing
+ * the cache on every call; the bits above the table's span are folded in so that
+ * distant regions (glibc's heap, its mapped chunks, other arenas) do not pile up on
+ * the same slots. */
+static inline size_t home(uintptr_t p, unsigned log2)
+{
+    uintptr_t k = p >> 4;
+    return (size_t)((k ^ (k >> log2) * 0x9e3779b1u) & (((uintptr_t)1 << log2) - 1));
+}
+
 static inline size_t slot_of(const struct fm_heap *h, uintptr_t p)
 {
-    return (size_t)(((p >> 4) * 0x9e3779b97f4a7c15ULL) >> (64 - h->sys_log2));
+    return home(p, h->sys_log2);
 }
 
 /* The slot holding p (live or tombstone), or NULL. */
@@ -67,7 +79,7 @@ static struct fm_sys_slot *find(const struct fm_heap *h, const void *ptr)
 static void put(struct fm_sys_slot *t, unsigned log2, uintptr_t p, uint64_t v, size_t *used)
 {
     size_t mask = ((size_t)1 << log2) - 1;
-    for (size_t i = (size_t)(((p >> 4) * 0x9e3779b97f4a7c15ULL) >> (64 - log2));; i = (i + 1) & mask) {
+    for (size_t i = home(p, log2);; i = (i + 1) & mask) {
         if (t[i].p == p) {
             t[i].v = v;
             return;
@@ -100,6 +112,7 @@ static bool make_room(struct fm_heap *h)
         fm_os_release(t, bytes);
         return false;
     }
+    fm_os_populate(t, bytes); /* one call, not a page fault per page of the new table */
     size_t used = 0;
     if (h->sys_slots != NULL) {
         for (size_t i = 0; i < slots; i++)
