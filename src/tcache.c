@@ -50,6 +50,29 @@ __thread int fm_tcache_state __attribute__((tls_model("initial-exec")));
 static pthread_key_t exit_key;
 static uint64_t key_value; /* the double-free mark, random per process */
 
+/* Whether block p, if it carries the cached mark, is already in list c (a double
+ * free, as glibc's tcache checks); a block freed and reused since only looks marked. */
+static inline bool listed(const struct fm_tcache *tc, size_t c, void **p)
+{
+    if ((uint64_t)(uintptr_t)p[1] != key_value)
+        return false;
+    for (void **q = tc->head[c]; q; q = *q)
+        if (q == p)
+            return true;
+    return false;
+}
+
+/* Put block p, of usable bytes, at the head of list c, marked cached. */
+static inline void link_in(struct fm_tcache *tc, size_t c, void **p, size_t usable)
+{
+    p[0] = tc->head[c];
+    p[1] = (void *)(uintptr_t)key_value;
+    tc->head[c] = p;
+    tc->count[c]++;
+    tc->blocks++;
+    tc->bytes += usable;
+}
+
 /* Give every block tc holds back to the engine.  Heap lock and tc's lock held. */
 static void drain(struct fm_heap *h, struct fm_tcache *tc)
 {
@@ -186,19 +209,11 @@ bool fm_tcache_push(struct fm_heap *h, void *ptr, size_t usable)
         fm_lock_release_if(&tc->lock, held);
         return false;
     }
-    if (fm_unlikely((uint64_t)(uintptr_t)p[1] == key_value)) {
-        for (void **q = tc->head[c]; q; q = *q)
-            if (q == p) {
-                fm_lock_release_if(&tc->lock, held);
-                fm_die("free(%p): double free: the block was already freed", ptr);
-            }
+    if (fm_unlikely(listed(tc, c, p))) {
+        fm_lock_release_if(&tc->lock, held);
+        fm_die("free(%p): double free: the block was already freed", ptr);
     }
-    p[0] = tc->head[c];
-    p[1] = (void *)(uintptr_t)key_value;
-    tc->head[c] = p;
-    tc->count[c]++;
-    tc->blocks++;
-    tc->bytes += usable;
+    link_in(tc, c, p, usable);
     tc->frees++;
     fm_lock_release_if(&tc->lock, held);
     return true;
@@ -218,12 +233,7 @@ void fm_tcache_stock(struct fm_heap *h, void **blk, size_t n)
             fm_heap_release_cached(h, p);
             continue;
         }
-        p[0] = tc->head[c];
-        p[1] = (void *)(uintptr_t)key_value;
-        tc->head[c] = p;
-        tc->count[c]++;
-        tc->blocks++;
-        tc->bytes += usable;
+        link_in(tc, c, p, usable);
     }
     fm_lock_release_if(&tc->lock, held);
 }
@@ -241,12 +251,9 @@ int fm_tcache_push_flush(struct fm_heap *h, void *ptr, size_t usable)
     void *out[BATCH];
     size_t n = 0;
     bool held = fm_lock_acquire_if_threaded(&tc->lock);
-    if (fm_unlikely((uint64_t)(uintptr_t)p[1] == key_value)) {
-        for (void **q = tc->head[c]; q; q = *q)
-            if (q == p) {
-                fm_lock_release_if(&tc->lock, held);
-                return -1;
-            }
+    if (fm_unlikely(listed(tc, c, p))) {
+        fm_lock_release_if(&tc->lock, held);
+        return -1;
     }
     if (tc->count[c] >= LIMIT) {
         /* Cut the list after its LIMIT - BATCH newest blocks.  Each block's first
@@ -265,12 +272,7 @@ int fm_tcache_push_flush(struct fm_heap *h, void *ptr, size_t usable)
         tc->blocks -= n;
         tc->bytes -= n * usable; /* one stride, one usable size */
     }
-    p[0] = tc->head[c];
-    p[1] = (void *)(uintptr_t)key_value;
-    tc->head[c] = p;
-    tc->count[c]++;
-    tc->blocks++;
-    tc->bytes += usable;
+    link_in(tc, c, p, usable);
     tc->frees++;
     fm_lock_release_if(&tc->lock, held);
     /* The blocks cut off are no cache's now, and the heap's lock keeps them from
