@@ -228,8 +228,23 @@ static void *alloc_locked(struct fm_heap *h, size_t align, size_t size)
     }
 }
 
-/* The one path every allocation call takes; `count` is its kind's call counter. */
-static void *alloc(struct fm_heap *h, size_t align, size_t size, uint64_t *count)
+/* With the lock held, after a block of `size` was handed out to a thread whose cache
+ * has none of that size: the engine's next FM_TCACHE_BATCH - 1 blocks of the size go
+ * into the cache too.  Those come only from what the pool has already: taking them
+ * never grows the pool, nor flushes the caches at the cap. */
+FM_NOINLINE static void stock_cache(struct fm_heap *h, size_t size)
+{
+    void *more[FM_TCACHE_BATCH];
+    size_t n = 0;
+    while (n < FM_TCACHE_BATCH - 1 && (more[n] = h->engine->malloc(h->eng, size)) != NULL)
+        handed_out(h, more[n++]);
+    if (n > 0)
+        fm_tcache_stock(h, more, n);
+}
+
+/* The one path every allocation call takes; `count` is its kind's call counter.
+ * stock: a small block for a thread whose cache is out of its size (stock_cache). */
+static void *alloc(struct fm_heap *h, size_t align, size_t size, uint64_t *count, bool stock)
 {
     if (fm_unlikely(h->sys))
         return fm_sys_alloc(h, align, size, false, count);
@@ -248,81 +263,50 @@ static void *alloc(struct fm_heap *h, size_t align, size_t size, uint64_t *count
     void *p = size <= h->cap ? alloc_locked(h, align, size) : NULL;
     if (fm_unlikely(p == NULL))
         h->c.failed_cap++;
+    else if (stock)
+        stock_cache(h, size);
     unlock(h, held);
     if (fm_unlikely(p == NULL))
         errno = ENOMEM;
     return p;
 }
 
-/* alloc() for a small size whose list in this thread's cache is empty: under the
- * same lock, the engine's next FM_TCACHE_BATCH - 1 blocks of the size go into the
- * cache too.  Those come only from what the pool has already: taking them never grows
- * the pool, nor flushes the caches at the cap. */
-FM_NOINLINE static void *alloc_refill(struct fm_heap *h, size_t size, uint64_t *count)
+/* malloc and calloc: from this thread's cache if it has a block of the size; else
+ * from the engine, stocking the cache while threaded (batches save lock round trips
+ * only when the lock is taken). */
+static inline void *alloc_small_first(struct fm_heap *h, size_t size, bool zero, uint64_t *count)
 {
-    bool held = lock(h);
-    (*count)++;
-    if (refused_damaged(h, held))
-        return NULL;
-    void *p = size <= h->cap ? alloc_locked(h, FM_ALIGN, size) : NULL;
-    if (fm_unlikely(p == NULL)) {
-        h->c.failed_cap++;
-        unlock(h, held);
-        errno = ENOMEM;
-        return NULL;
+    bool stock = false;
+    if (h->caches && size <= FM_TCACHE_MAX_USABLE) {
+        if (fm_tcache_may_have(h, size)) {
+            void *p = fm_tcache_pop(h, size, zero);
+            if (p)
+                return p;
+        }
+        stock = fm_tcache_is_mine(h) && !fm_lock_elided();
     }
-    void *more[FM_TCACHE_BATCH];
-    size_t n = 0;
-    while (n < FM_TCACHE_BATCH - 1 && (more[n] = h->engine->malloc(h->eng, size)) != NULL)
-        handed_out(h, more[n++]);
-    if (n > 0)
-        fm_tcache_stock(h, more, n);
-    unlock(h, held);
+    void *p = alloc(h, FM_ALIGN, size, count, stock);
+    if (p && zero)
+        memset(p, 0, size);
     return p;
 }
 
 void *fm_heap_malloc(struct fm_heap *h, size_t size)
 {
-    if (h->caches && size <= FM_TCACHE_MAX_USABLE) {
-        if (fm_tcache_may_have(h, size)) {
-            void *p = fm_tcache_pop(h, size, false);
-            if (p)
-                return p;
-        }
-        if (fm_tcache_is_mine(h) && !fm_lock_elided())
-            return alloc_refill(h, size, &h->c.calls_malloc);
-    }
-    return alloc(h, FM_ALIGN, size, &h->c.calls_malloc);
+    return alloc_small_first(h, size, false, &h->c.calls_malloc);
 }
 
 void *fm_heap_calloc(struct fm_heap *h, size_t size)
 {
     if (fm_unlikely(h->sys))
         return fm_sys_alloc(h, FM_ALIGN, size, true, &h->c.calls_calloc);
-    void *p;
-    if (h->caches && size <= FM_TCACHE_MAX_USABLE) {
-        if (fm_tcache_may_have(h, size)) {
-            p = fm_tcache_pop(h, size, true);
-            if (p)
-                return p;
-        }
-        if (fm_tcache_is_mine(h) && !fm_lock_elided()) {
-            p = alloc_refill(h, size, &h->c.calls_calloc);
-            if (p)
-                memset(p, 0, size);
-            return p;
-        }
-    }
-    p = alloc(h, FM_ALIGN, size, &h->c.calls_calloc);
-    if (p)
-        memset(p, 0, size);
-    return p;
+    return alloc_small_first(h, size, true, &h->c.calls_calloc);
 }
 
 void *fm_heap_memalign(struct fm_heap *h, size_t align, size_t size)
 {
     fm_assert(fm_is_pow2(align) && align <= FM_MAX_ALIGN);
-    return alloc(h, align < FM_ALIGN ? FM_ALIGN : align, size, &h->c.calls_aligned);
+    return alloc(h, align < FM_ALIGN ? FM_ALIGN : align, size, &h->c.calls_aligned, false);
 }
 
 bool fm_heap_product(struct fm_heap *h, size_t n, size_t size, size_t *out)
