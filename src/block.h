@@ -72,18 +72,33 @@ struct block {
 };
 
 /* Giving memory back.  A private heap may ask (pool_set_release; MEMRELEASE) that free
- * blocks of release_min bytes or more keep almost no resident pages: when a free block
- * reaches that size, the whole 64 KiB grains inside it (settle(), below) are passed to
- * release(), and the block is marked F_RELEASED.  The mark lets later joins release
- * only what they add, so the work of a free is bounded by the blocks it joins that
- * were not released already, never by the size of the free block it lands next to.
+ * blocks of release_min bytes or more keep almost no resident pages.  When a free block
+ * reaches that size, the whole 64 KiB grains inside it (settle(), below) are marked
+ * F_RELEASED: each of them is either given back already or waiting on the pool's
+ * pending list, oldest first.  The mark lets later joins add only what they bring, so
+ * the work of a free is bounded by the blocks it joins that were not released
+ * already, never by the size of the free block it lands next to.
+ *
+ * Waiting is the point.  Giving a page back costs a system call (~0.3 us a page on
+ * the machines we measured) and using it again a page fault (~2 us a page), so a run
+ * that a program frees and fills again soon, as a server's working set does, is
+ * better left alone.  Grains go back only when more than release_batch bytes are
+ * waiting, oldest first, and then the free that went past the batch gives back what
+ * it added, or PURGE_STEP (256 KiB) if it added less: a system call for four grains
+ * or more, instead of one per grain, costing about as much as the free's own joins
+ * touched, and none at all for runs reused before the batch fills.  A waiting grain
+ * that is handed out again simply leaves the list.  About release_batch bytes of free
+ * runs stay resident at most (malloc_trim gives those back too).  release_batch 0:
+ * at once, as each grain completes.
+ *
  * A released block handed out faults its pages back in as the program touches them;
- * the remainder split off it stays released.  release_min 0 (the default, shared
- * heaps, tests over buffers): nothing is released this way. */
+ * the remainder split off it stays released.  release_min 0 (shared heaps, tests over
+ * buffers): nothing is released this way. */
 struct pool {
     uint64_t magic;
     uint64_t magic_inv; /* ~magic: lets pool_rebuild test the magic without knowing it */
     size_t release_min;
+    size_t release_batch;
     size_t page;
     void (*release)(void *arg, void *start, size_t len);
     void *release_arg;
@@ -94,6 +109,8 @@ struct pool {
     uint64_t free_bytes;
     uint64_t free_blocks;
     uint64_t used_blocks;
+    block_t *pend_first, *pend_last; /* free blocks with grains waiting to go back */
+    uint64_t pend_bytes;             /* the grains waiting, in bytes */
 };
 
 /* The engine's free-block index.  list_insert and list_unlink add and remove a free
@@ -234,54 +251,200 @@ static inline block_t *pool_take(struct pool *p, size_t s)
 
 /* ------------------------------------------------------- splitting and joining */
 
-/* Free block m has reached its final size after a join; [lo, hi) covers the part of
- * it that may still hold resident pages.  Release that part inside m if m is large
- * enough, and keep F_RELEASED true to what was done.  Memory goes back in whole grains
- * of RELEASE_GRAIN (64 KiB) aligned to it: the part of a free block before its first
- * whole grain and after its last stays resident (under 128 KiB a block), and in
- * exchange a free that adds a few bytes to a large free block makes a system call
- * only when that completes a grain, not a page. */
+/* The pending list.  A released free block keeps, after its list links, the links
+ * of the pending list and the range of its grains still waiting to go back (lo == hi:
+ * none, and the block is off the list).  Only a block with a whole grain inside is
+ * ever marked released, so there is always room for them. */
+struct pend {
+    block_t *next, *prev;
+    uintptr_t lo, hi;
+};
 #define RELEASE_GRAIN ((size_t)64 * 1024)
+#define PURGE_STEP ((uint64_t)256 * 1024) /* the least a purge gives back */
+#define FREE_HEAD (sizeof(block_t) + sizeof(struct pend)) /* what a released block keeps */
 
-static inline void settle(struct pool *p, block_t *m, uintptr_t lo, uintptr_t hi)
+static inline struct pend *pend_of(const block_t *m)
 {
-    if (fm_likely(p->release_min == 0 || bsize(m) < p->release_min)) {
-        if (fm_unlikely(m->size & F_RELEASED))
-            m->size &= ~F_RELEASED;
+    return (struct pend *)((char *)m + sizeof(block_t));
+}
+
+static inline size_t grain(const struct pool *p)
+{
+    return p->page > RELEASE_GRAIN ? p->page : RELEASE_GRAIN;
+}
+
+/* The whole grains inside free block m, past what it keeps: [*first, *last). */
+static inline void grains_of(const struct pool *p, const block_t *m, uintptr_t *first, uintptr_t *last)
+{
+    size_t g = grain(p);
+    *first = fm_align_up((uintptr_t)m + FREE_HEAD, g);
+    *last = fm_align_down((uintptr_t)m + bsize(m), g);
+}
+
+/* Released block m leaves the pending list, if it is on it; the range it had waiting
+ * is added to [*lo, *hi) (which grows to cover both). */
+static inline void pend_take(struct pool *p, block_t *m, uintptr_t *lo, uintptr_t *hi)
+{
+    struct pend *e = pend_of(m);
+    if (e->lo == e->hi)
         return;
+    if (*lo == *hi || e->lo < *lo)
+        *lo = e->lo;
+    if (e->hi > *hi)
+        *hi = e->hi;
+    if (e->prev)
+        pend_of(e->prev)->next = e->next;
+    else
+        p->pend_first = e->next;
+    if (e->next)
+        pend_of(e->next)->prev = e->prev;
+    else
+        p->pend_last = e->prev;
+    p->pend_bytes -= e->hi - e->lo;
+    e->lo = e->hi = 0;
+}
+
+/* Give back grains waiting, oldest first (the first block's range from its low end),
+ * until no more than keep bytes wait. */
+FM_NOINLINE static void pool_purge(struct pool *p, uint64_t keep)
+{
+    size_t g = grain(p);
+    while (p->pend_bytes > keep) {
+        block_t *m = p->pend_first;
+        struct pend *e = pend_of(m);
+        uintptr_t lo = e->lo, hi = e->hi;
+        uint64_t over = p->pend_bytes - keep;
+        if (hi - lo > over)
+            hi = lo + fm_align_up(over, g);
+        p->release(p->release_arg, (void *)lo, hi - lo);
+        if (hi == e->hi) {
+            uintptr_t a = 0, z = 0;
+            pend_take(p, m, &a, &z);
+        } else {
+            e->lo = hi;
+            p->pend_bytes -= hi - lo;
+        }
     }
-    size_t g = p->page > RELEASE_GRAIN ? p->page : RELEASE_GRAIN;
-    uintptr_t first = fm_align_up((uintptr_t)m + sizeof(block_t), g);
-    uintptr_t last = fm_align_down((uintptr_t)m + bsize(m), g);
+}
+
+/* Released block m's grains in [lo, hi) (rounded out to grains, cut to m's own) may
+ * hold resident pages: they join what m has waiting, and a purge runs if the batch is
+ * full. */
+static inline void pend_add(struct pool *p, block_t *m, uintptr_t lo, uintptr_t hi)
+{
+    size_t g = grain(p);
+    uintptr_t first, last;
+    grains_of(p, m, &first, &last);
     lo = fm_align_down(lo, g);
     hi = fm_align_up(hi, g);
     if (lo < first)
         lo = first;
     if (hi > last)
         hi = last;
-    if (hi > lo)
-        p->release(p->release_arg, (void *)lo, hi - lo);
-    m->size |= F_RELEASED;
+    if (hi <= lo)
+        return;
+    struct pend *e = pend_of(m);
+    uint64_t added;
+    if (e->lo == e->hi) {
+        e->lo = lo;
+        e->hi = hi;
+        e->next = NULL;
+        e->prev = p->pend_last;
+        if (p->pend_last)
+            pend_of(p->pend_last)->next = m;
+        else
+            p->pend_first = m;
+        p->pend_last = m;
+        added = hi - lo;
+    } else {
+        /* One range a block: the two become the one that covers both.  Grains between
+         * them went back already, and giving them back again costs only a walk of
+         * their page tables. */
+        uint64_t before = e->hi - e->lo;
+        if (lo < e->lo)
+            e->lo = lo;
+        if (hi > e->hi)
+            e->hi = hi;
+        added = (e->hi - e->lo) - before;
+    }
+    p->pend_bytes += added;
+    /* Past the batch, each call gives back what it added, and at least PURGE_STEP:
+     * what waits never grows, and no call pays for much more than its own free. */
+    if (fm_unlikely(p->pend_bytes > p->release_batch)) {
+        uint64_t step = added > PURGE_STEP ? added : PURGE_STEP;
+        pool_purge(p, p->pend_bytes > step ? p->pend_bytes - step : 0);
+    }
 }
 
-/* Where the possibly resident part of free block n ends, given that the part before
- * it is not released: all of n, or only its header if n is released. */
-static inline uintptr_t resident_end(const block_t *n)
+/* Mark free block m released, its grains in [lo, hi) waiting and the others given
+ * back already; a block without a whole grain inside stays unmarked (its few pages
+ * count as resident, which is always safe to assume). */
+static inline void mark_released(struct pool *p, block_t *m, uintptr_t lo, uintptr_t hi)
 {
-    return (uintptr_t)n + ((n->size & F_RELEASED) ? sizeof(block_t) : bsize(n));
+    uintptr_t first, last;
+    grains_of(p, m, &first, &last);
+    if (first >= last)
+        return;
+    struct pend *e = pend_of(m);
+    e->lo = e->hi = 0;
+    m->size |= F_RELEASED;
+    pend_add(p, m, lo, hi);
+}
+
+/* Free block m stops being released (too small now, or handed out): off the list. */
+static inline void unrelease(struct pool *p, block_t *m)
+{
+    uintptr_t a = 0, z = 0;
+    pend_take(p, m, &a, &z);
+    m->size &= ~F_RELEASED;
+}
+
+/* Free block m has reached its final size after a join; [lo, hi) covers the part of
+ * it that may still hold resident pages.  If m is large enough, that part's whole
+ * grains wait to go back (above), and F_RELEASED stays true to what was done.  Memory
+ * goes back in whole grains of RELEASE_GRAIN (64 KiB) aligned to it: the part of a
+ * free block before its first whole grain and after its last stays resident (under
+ * 128 KiB a block), and in exchange a free that adds a few bytes to a large free
+ * block adds work only when that completes a grain, not a page. */
+static inline void settle(struct pool *p, block_t *m, uintptr_t lo, uintptr_t hi)
+{
+    if (fm_likely(p->release_min == 0 || bsize(m) < p->release_min)) {
+        if (fm_unlikely(m->size & F_RELEASED))
+            unrelease(p, m);
+        return;
+    }
+    if (m->size & F_RELEASED)
+        pend_add(p, m, lo, hi);
+    else
+        mark_released(p, m, lo, hi);
+}
+
+/* Free block n is being joined to the block before it: it leaves the pending list,
+ * and the returned end covers what of it may be resident (all of n, or only what it
+ * keeps and its grains still waiting, if n is released). */
+static inline uintptr_t absorb(struct pool *p, block_t *n)
+{
+    if (!(n->size & F_RELEASED))
+        return (uintptr_t)n + bsize(n);
+    uintptr_t lo = 0, hi = 0, end = (uintptr_t)n + FREE_HEAD;
+    pend_take(p, n, &lo, &hi);
+    return hi > end ? hi : end;
 }
 
 /* Hand out free block b (already out of the index) with stride s, returning any
  * remainder worth keeping to the index. */
-static inline void *pool_hand_out(struct pool *p, block_t *b, size_t s)
+static inline void *hand_out_range(struct pool *p, block_t *b, size_t s, bool released,
+                                   uintptr_t lo, uintptr_t hi)
 {
     size_t have = bsize(b);
     if (worth_splitting(have, s)) {
         block_t *rest = at(b, s);
-        rest->size = (have - s) | F_FREE | (b->size & F_RELEASED);
+        rest->size = (have - s) | F_FREE;
         commit_point();
         b->size = s | (b->size & F_PREV_FREE);
         next_phys(rest)->prev_phys = rest; /* its F_PREV_FREE is already set: b was free */
+        if (released)
+            mark_released(p, rest, lo, hi); /* its other grains went back with b's */
         pool_insert(p, rest);
     } else {
         b->size &= ~(F_FREE | F_RELEASED);
@@ -289,6 +452,15 @@ static inline void *pool_hand_out(struct pool *p, block_t *b, size_t s)
     }
     p->used_blocks++;
     return to_ptr(b);
+}
+
+static inline void *pool_hand_out(struct pool *p, block_t *b, size_t s)
+{
+    uintptr_t lo = 0, hi = 0; /* b's grains that were waiting to go back */
+    bool released = (b->size & F_RELEASED) != 0;
+    if (released)
+        pend_take(p, b, &lo, &hi);
+    return hand_out_range(p, b, s, released, lo, hi);
 }
 
 /* Make used block b free: join it with free neighbours on both sides and index the
@@ -304,7 +476,7 @@ static inline void pool_release_ex(struct pool *p, block_t *b, bool clean)
     uintptr_t lo = (uintptr_t)b;
     uintptr_t hi = (uintptr_t)b + (clean ? sizeof(block_t) : s);
     if (is_free(n)) {
-        hi = resident_end(n);
+        hi = absorb(p, n);
         pool_unlink(p, n);
         s += bsize(n);
         n = at(b, s);
@@ -351,7 +523,7 @@ static inline void pool_trim_used(struct pool *p, block_t *b, size_t s)
         return;
     block_t *rest = at(b, s);
     size_t rs = have - s + (join ? bsize(n) : 0);
-    uintptr_t hi = join ? resident_end(n) : (uintptr_t)n;
+    uintptr_t hi = join ? absorb(p, n) : (uintptr_t)n; /* before rest's words are written */
     rest->size = rs | F_FREE;
     commit_point();
     b->size = s | (b->size & F_PREV_FREE);
@@ -440,7 +612,7 @@ static inline void pool_grow(void *eng, size_t bytes)
     pool_release_ex(p, old, true); /* the new space was never touched */
 }
 
-static inline void pool_set_release(void *eng, size_t min, size_t page,
+static inline void pool_set_release(void *eng, size_t min, size_t batch, size_t page,
                                     void (*fn)(void *arg, void *start, size_t len), void *arg)
 {
     struct pool *p = eng;
@@ -448,6 +620,7 @@ static inline void pool_set_release(void *eng, size_t min, size_t page,
     p->release = fn;
     p->release_arg = arg;
     p->release_min = min;
+    p->release_batch = batch;
 }
 
 static inline void *pool_malloc(void *eng, size_t n)
@@ -476,16 +649,24 @@ static inline void *pool_memalign(void *eng, size_t align, size_t n)
     size_t gap = fm_align_up(a, align) - a;
     if (gap != 0 && gap < BLOCK_MIN)
         gap += align;
+    uintptr_t lo = 0, hi = 0; /* b's grains that were waiting to go back */
+    bool released = (b->size & F_RELEASED) != 0;
+    if (released) {
+        pend_take(p, b, &lo, &hi);
+        b->size &= ~F_RELEASED;
+    }
     if (gap != 0) {
         block_t *nb = at(b, gap);
-        nb->size = (bsize(b) - gap) | F_PREV_FREE | (b->size & F_RELEASED);
+        nb->size = (bsize(b) - gap) | F_PREV_FREE;
         nb->prev_phys = b;
         commit_point();
-        b->size = gap | (b->size & (F_PREV_FREE | F_RELEASED)) | F_FREE;
+        b->size = gap | (b->size & F_PREV_FREE) | F_FREE;
+        if (released)
+            mark_released(p, b, lo, hi);
         pool_insert(p, b);
         b = nb;
     }
-    return pool_hand_out(p, b, s);
+    return hand_out_range(p, b, s, released, lo, hi);
 }
 
 static inline bool pool_resize(void *eng, void *ptr, size_t n)
@@ -499,6 +680,8 @@ static inline bool pool_resize(void *eng, void *ptr, size_t n)
         block_t *nx = next_phys(b);
         if (!is_free(nx) || bsize(b) + bsize(nx) < s)
             return false;
+        if (nx->size & F_RELEASED)
+            unrelease(p, nx); /* its grains are b's now: none may be given back */
         pool_unlink(p, nx);
         b->size += bsize(nx);
         next_phys(b)->size &= ~F_PREV_FREE;
@@ -567,20 +750,26 @@ static inline size_t list_largest(const block_t *head)
     return best ? best - OVERHEAD : 0;
 }
 
-/* pool_free_pages over an engine's array of list heads. */
-static inline size_t pool_free_pages(block_t *const *heads, size_t nheads, size_t page,
+/* pool_free_pages over an engine's array of list heads.  Every page inside a free
+ * block goes back, the grains waiting with the rest, so nothing waits afterwards. */
+static inline size_t pool_free_pages(struct pool *p, block_t *const *heads, size_t nheads, size_t page,
                                      void (*fn)(void *, void *, size_t), void *arg)
 {
     size_t total = 0;
     for (size_t i = 0; i < nheads; i++) {
         for (block_t *b = heads[i]; b; b = b->next_free) {
-            uintptr_t lo = fm_align_up((uintptr_t)b + sizeof(block_t), page);
+            uintptr_t keep = (b->size & F_RELEASED) ? FREE_HEAD : sizeof(block_t);
+            uintptr_t lo = fm_align_up((uintptr_t)b + keep, page);
             uintptr_t hi = fm_align_down((uintptr_t)b + bsize(b), page);
             if (hi > lo) {
                 fn(arg, (void *)lo, hi - lo);
                 total += hi - lo;
             }
         }
+    }
+    while (p->pend_first) {
+        uintptr_t lo = 0, hi = 0;
+        pend_take(p, p->pend_first, &lo, &hi);
     }
     return total;
 }
@@ -606,6 +795,8 @@ static inline const char *pool_rebuild(void *eng, uint64_t *live, uint64_t *in_u
         return "the pool's end sentinel is damaged";
     list_clear(p);
     p->free_bytes = p->free_blocks = p->used_blocks = 0;
+    p->pend_first = p->pend_last = NULL;
+    p->pend_bytes = 0;
     uint64_t usable = 0;
     block_t *prev = NULL;
     for (block_t *b = (block_t *)p->start;;) {
@@ -644,7 +835,7 @@ static inline const char *pool_check_blocks(const struct pool *p, uint64_t magic
 {
     if (p->magic != magic || p->magic_inv != ~magic)
         return "the engine's control block has lost its magic number";
-    uint64_t free_n = 0, used_n = 0, free_bytes = 0;
+    uint64_t free_n = 0, used_n = 0, free_bytes = 0, pending_n = 0, pending_bytes = 0;
     bool prev_free = false;
     const block_t *prev = NULL;
     const block_t *b = (const block_t *)p->start;
@@ -662,6 +853,20 @@ static inline const char *pool_check_blocks(const struct pool *p, uint64_t magic
             return "a block has an impossible size";
         if ((b->size & (F_FREE | F_RELEASED)) == F_RELEASED)
             return "a live block is marked as released";
+        if (b->size & F_RELEASED) {
+            uintptr_t first, last;
+            grains_of(p, b, &first, &last);
+            const struct pend *e = pend_of(b);
+            if (first >= last)
+                return "a block without a whole grain is marked as released";
+            if (e->lo != e->hi) {
+                if (e->lo > e->hi || e->lo < first || e->hi > last ||
+                    ((e->lo | e->hi) & (grain(p) - 1)) != 0)
+                    return "a released block's waiting grains lie outside it";
+                pending_n++;
+                pending_bytes += e->hi - e->lo;
+            }
+        }
         if (s > (size_t)((const char *)p->sentinel - (const char *)b))
             return "a block runs past the end of the pool";
         if (is_free(b)) {
@@ -680,6 +885,23 @@ static inline const char *pool_check_blocks(const struct pool *p, uint64_t magic
         return "the pool's end sentinel is damaged";
     if (p->free_blocks != free_n || p->free_bytes != free_bytes || p->used_blocks != used_n)
         return "the block counters disagree with the pool";
+    if (p->pend_bytes != pending_bytes)
+        return "the bytes waiting to go back disagree with the blocks";
+    /* The pending list: exactly the released blocks with grains waiting, linked both
+     * ways (each one was checked in the walk above, so only the links are left). */
+    const block_t *back = NULL;
+    uint64_t seen = 0;
+    for (const block_t *m = p->pend_first; m; m = pend_of(m)->next) {
+        if (++seen > pending_n || (uintptr_t)m < (uintptr_t)p->start ||
+            (uintptr_t)m + FREE_HEAD > (uintptr_t)p->sentinel || !is_free(m) || !(m->size & F_RELEASED) ||
+            pend_of(m)->lo == pend_of(m)->hi)
+            return "the list of blocks waiting to go back holds a block that is not waiting";
+        if (pend_of(m)->prev != back)
+            return "the list of blocks waiting to go back has a wrong back link";
+        back = m;
+    }
+    if (seen != pending_n || p->pend_last != back)
+        return "the list of blocks waiting to go back misses a block";
     *nfree = free_n;
     return NULL;
 }

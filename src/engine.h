@@ -77,10 +77,11 @@ struct fm_engine {
 
     void (*stats)(void *eng, struct fm_engine_stats *st);
 
-    /* From now on, when a free block reaches min bytes, call fn(arg, start, len) for
-     * the whole pages (of size page) inside it, once: the caller gives them back to
-     * the kernel.  min 0 turns it off. */
-    void (*set_release)(void *eng, size_t min, size_t page,
+    /* From now on, when a free block reaches min bytes, the whole pages (of size page)
+     * inside it are to go back to the kernel: once more than batch bytes of them wait,
+     * the engine calls fn(arg, start, len) for the oldest (batch 0: at once), and the
+     * caller gives them back.  min 0 turns it off. */
+    void (*set_release)(void *eng, size_t min, size_t batch, size_t page,
                         void (*fn)(void *arg, void *start, size_t len), void *arg);
 
     /* Call fn(arg, start, len) for every page-aligned run inside free blocks that holds
@@ -169,7 +170,7 @@ const struct fm_engine *fm_engine_default(void) FM_HIDDEN;
 
 extern const struct fm_engine fm_engine_tlsf FM_HIDDEN;
 /* tlsf's min_pool, as a constant for the engines built on it (engine_tlsf.c checks). */
-#define FM_TLSF_MIN_POOL ((size_t)10304)
+#define FM_TLSF_MIN_POOL ((size_t)10336)
 extern const struct fm_engine fm_engine_fm FM_HIDDEN;
 extern const struct fm_engine fm_engine_qm FM_HIDDEN;
 extern const struct fm_engine fm_engine_sys FM_HIDDEN;

@@ -195,7 +195,7 @@ static void fm_stats(void *eng, struct fm_engine_stats *st)
 static size_t fm_free_pages(void *eng, size_t page, void (*fn)(void *, void *, size_t), void *arg)
 {
     struct fm *f = eng;
-    return pool_free_pages(f->buckets, NBUCKETS, page, fn, arg);
+    return pool_free_pages(&f->pool, f->buckets, NBUCKETS, page, fn, arg);
 }
 
 /* The buckets holding the most free blocks, fullest first: where a heap's free memory

@@ -494,10 +494,10 @@ static void qm_stats(void *eng, struct fm_engine_stats *st)
     st->tail_free = st->tail_free > HEAD + TAIL_MIN ? st->tail_free - HEAD - TAIL_MIN : 0;
 }
 
-static void qm_set_release(void *eng, size_t min, size_t page, void (*fn)(void *, void *, size_t),
-                           void *arg)
+static void qm_set_release(void *eng, size_t min, size_t batch, size_t page,
+                           void (*fn)(void *, void *, size_t), void *arg)
 {
-    IN->set_release(((struct qm *)eng)->inner, min, page, fn, arg);
+    IN->set_release(((struct qm *)eng)->inner, min, batch, page, fn, arg);
 }
 
 /* A trim (malloc_trim) empties the quarantine first, so every free page goes back. */

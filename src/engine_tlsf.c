@@ -166,7 +166,7 @@ static void tlsf_stats(void *eng, struct fm_engine_stats *st)
 static size_t tlsf_free_pages(void *eng, size_t page, void (*fn)(void *, void *, size_t), void *arg)
 {
     struct tlsf *t = eng;
-    return pool_free_pages(&t->heads[0][0], FL_COUNT * SL_COUNT, page, fn, arg);
+    return pool_free_pages(&t->pool, &t->heads[0][0], FL_COUNT * SL_COUNT, page, fn, arg);
 }
 
 static const char *tlsf_check(void *eng)

@@ -130,12 +130,12 @@ int fm_heap_init(struct fm_heap *h, const struct fm_engine *e, void *base, size_
     return h->eng ? 0 : EINVAL;
 }
 
-void fm_heap_set_release(struct fm_heap *h, size_t min)
+void fm_heap_set_release(struct fm_heap *h, size_t min, size_t batch)
 {
     fm_assert(!h->shared && "a shared region's pages are not given back this way");
     if (h->sys)
         return; /* glibc gives memory back by its own rules */
-    h->engine->set_release(h->eng, min, fm_os_page_size(), release_pages, h);
+    h->engine->set_release(h->eng, min, batch, fm_os_page_size(), release_pages, h);
 }
 
 /* Commit more of the range so that a request needing `need` bytes can fit.  Under

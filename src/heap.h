@@ -117,9 +117,10 @@ void fm_heap_foreign(struct fm_heap *h, const char *caller, const void *p) FM_HI
 /* Count one refused impossible request (an overflowing size, a bad alignment). */
 void fm_heap_count_invalid(struct fm_heap *h) FM_HIDDEN;
 
-/* From now on give the pages of free blocks of min bytes or more back to the kernel
- * as they form (block.h, "Giving memory back"); 0: never.  Private heaps only. */
-void fm_heap_set_release(struct fm_heap *h, size_t min) FM_HIDDEN;
+/* From now on give the pages of free blocks of min bytes or more back to the kernel,
+ * the oldest first once more than batch bytes of them wait (batch 0: as they form;
+ * block.h, "Giving memory back"); min 0: never.  Private heaps only. */
+void fm_heap_set_release(struct fm_heap *h, size_t min, size_t batch) FM_HIDDEN;
 
 /* Give the pages of free blocks back to the kernel; returns the bytes released. */
 size_t fm_heap_trim(struct fm_heap *h) FM_HIDDEN;

@@ -86,7 +86,7 @@ static void make_process_heap(void)
         fm_exit_with(1, "cannot commit the first %zu bytes of the heap: %s (%d)", first, fm_errno_name(e), e);
     if (fm_heap_init(&fm_process_heap, o->engine, base, cap, 0, first, fm_os_commit, false) != 0)
         fm_exit_with(1, "MEMSIZE=%s is too small for engine %s", size, o->engine->name);
-    fm_heap_set_release(&fm_process_heap, (size_t)o->release);
+    fm_heap_set_release(&fm_process_heap, (size_t)o->release, FM_RELEASE_BATCH);
     fm_tcache_setup(&fm_process_heap);
 }
 

@@ -61,7 +61,9 @@ static void heap_open(struct fixture *f, int engine, size_t cap)
     size_t first = cap < 256 * 1024 ? cap : 256 * 1024;
     ck_assert_int_eq(fm_os_commit(base, first), 0);
     ck_assert_int_eq(fm_heap_init(&f->h, f->e, base, cap, 0, first, fm_os_commit, false), 0);
-    fm_heap_set_release(&f->h, 1024 * 1024); /* as the shim does by default */
+    /* Free runs of 1 MiB go back at once: the tests below see each release as it
+     * happens.  (The shim lets them wait in batches: release_waits_for_a_batch.) */
+    fm_heap_set_release(&f->h, 1024 * 1024, 0);
 }
 
 static void heap_close(struct fixture *f)
@@ -956,6 +958,129 @@ START_TEST(freed_runs_go_back_to_the_kernel)
 }
 END_TEST
 
+/* As the shim runs by default: free runs of 1 MiB or more go back to the kernel, but
+ * only once more than 4 MiB of them wait, the oldest first.  A run freed and filled
+ * again before then costs no system call and no page fault. */
+START_TEST(release_waits_for_a_batch)
+{
+    APPLIES_ONLY_IF(frees_at_once(_i)); /* qm: a block goes back as it leaves the quarantine */
+    struct fixture f;
+    heap_open(&f, _i, 64 * MiB);
+    fm_heap_set_release(&f.h, 1 * MiB, 4 * MiB);
+    enum { N = 8 };
+    const size_t size = 3 * MiB / 2;
+    unsigned char *p[N];
+    void *guard[N + 1];
+    guard[0] = fm_heap_malloc(&f.h, 64);
+    tu_fill(guard[0], 64, 0);
+    for (size_t i = 0; i < N; i++) {
+        p[i] = fm_heap_malloc(&f.h, size);
+        guard[i + 1] = fm_heap_malloc(&f.h, 64);
+        ck_assert(p[i] && guard[i + 1]);
+        memset(p[i], 0x5a, size);
+        tu_fill(guard[i + 1], 64, (uint32_t)i + 1);
+    }
+    /* Two runs (about 2.6 MiB of whole grains) wait: nothing has gone back. */
+    must_free(&f, p[0]);
+    must_free(&f, p[1]);
+    ck_assert_uint_eq(stats_of(&f).trimmed, 0);
+    ck_assert(resident(p[0] + size / 2) && resident(p[1] + size / 2));
+    assert_sound(&f);
+    /* Filled again: it leaves the list, and still nothing went back. */
+    unsigned char *again = fm_heap_malloc(&f.h, size);
+    ck_assert_ptr_eq(again, p[1]); /* the newest free block of the size: both engines */
+    ck_assert_uint_eq(stats_of(&f).trimmed, 0);
+    ck_assert_uint_eq(again[size / 2], 0x5a); /* its pages were kept */
+    assert_sound(&f);
+    p[1] = again;
+    /* Six more runs: past 4 MiB waiting, the oldest go back first, and no more than
+     * 4 MiB of free runs stay resident. */
+    for (size_t i = 1; i < N; i++)
+        must_free(&f, p[i]);
+    assert_sound(&f);
+    uint64_t trimmed = stats_of(&f).trimmed;
+    ck_assert_uint_ge(trimmed, (uint64_t)N * (size - 2 * 64 * 1024) - 4 * MiB);
+    ck_assert(!resident(p[0] + size / 2));
+    ck_assert(resident(p[N - 1] + size / 2));
+    size_t page = fm_os_page_size(), resident_pages = 0;
+    for (size_t i = 0; i < N; i++)
+        for (size_t off = page; off + page < size; off += page)
+            resident_pages += resident(p[i] + off);
+    ck_assert_uint_le(resident_pages * page, 4 * MiB + (uint64_t)N * 2 * 64 * 1024);
+    /* The guards between the runs kept their bytes. */
+    for (size_t i = 0; i <= N; i++)
+        ck_assert_uint_eq(tu_verify(guard[i], 64, (uint32_t)i), 64);
+    /* malloc_trim gives back what still waits. */
+    size_t released = fm_heap_trim(&f.h);
+    ck_assert_uint_ge(released, 2 * MiB);
+    ck_assert(!resident(p[N - 1] + size / 2));
+    assert_sound(&f);
+    for (size_t i = 0; i <= N; i++)
+        must_free(&f, guard[i]);
+    assert_whole(&f);
+    heap_close(&f);
+}
+END_TEST
+
+/* Grains waiting to go back are always inside free blocks: whatever splits, joins,
+ * grows in place or aligns them, a purge never takes a page from a live block.  Random
+ * large and small blocks, with a batch small enough that purges run all the time, and
+ * every live block checked byte for byte as it goes. */
+START_TEST(waiting_grains_never_touch_live_blocks)
+{
+    APPLIES_ONLY_IF(pool_engine(_i));
+    struct fixture f;
+    heap_open(&f, _i, 256 * MiB);
+    fm_heap_set_release(&f.h, 256 * 1024, 512 * 1024);
+    enum { SLOTS = 64, STEPS = 4000 };
+    unsigned char *p[SLOTS] = {0};
+    size_t sz[SLOTS] = {0};
+    uint32_t tag[SLOTS] = {0};
+    uint64_t seed = 2026;
+    for (uint32_t step = 1; step <= STEPS; step++) {
+        size_t i = tu_rand(&seed) % SLOTS;
+        unsigned r = (unsigned)(tu_rand(&seed) % 100);
+        size_t n = r < 50 ? 1 + tu_rand(&seed) % 2048 : 64 * 1024 + tu_rand(&seed) % (2 * MiB);
+        if (p[i] == NULL) {
+            if (r % 10 == 0)
+                p[i] = fm_heap_memalign(&f.h, (size_t)1 << (6 + tu_rand(&seed) % 12), n);
+            else
+                p[i] = fm_heap_malloc(&f.h, n);
+            ck_assert_ptr_nonnull(p[i]);
+        } else if (r < 30) {
+            TU_REQUIRE(tu_verify(p[i], sz[i], tag[i]) == sz[i], "step %u: block %zu damaged", step, i);
+            unsigned char *q = fm_heap_realloc(&f.h, p[i], n, "realloc");
+            ck_assert_ptr_nonnull(q);
+            size_t kept = n < sz[i] ? n : sz[i];
+            TU_REQUIRE(tu_verify(q, kept, tag[i]) == kept, "step %u: realloc lost data", step);
+            p[i] = q;
+        } else {
+            TU_REQUIRE(tu_verify(p[i], sz[i], tag[i]) == sz[i], "step %u: block %zu damaged", step, i);
+            must_free(&f, p[i]);
+            p[i] = NULL;
+            continue;
+        }
+        sz[i] = n;
+        tag[i] = step;
+        tu_fill(p[i], n, step);
+        if (step % 500 == 0) {
+            for (size_t k = 0; k < SLOTS; k++)
+                if (p[k])
+                    TU_REQUIRE(tu_verify(p[k], sz[k], tag[k]) == sz[k], "step %u: block %zu damaged", step, k);
+            assert_sound(&f);
+        }
+    }
+    ck_assert_uint_gt(stats_of(&f).trimmed, 0); /* the purges did run */
+    for (size_t k = 0; k < SLOTS; k++)
+        if (p[k]) {
+            TU_REQUIRE(tu_verify(p[k], sz[k], tag[k]) == sz[k], "block %zu damaged", k);
+            must_free(&f, p[k]);
+        }
+    assert_sound(&f);
+    heap_close(&f);
+}
+END_TEST
+
 /* ------------------------------------------------------------ threads */
 
 struct thread_arg {
@@ -1086,6 +1211,8 @@ static Suite *engine_suite(void)
     tcase_add_test(tc, sys_interior_pointer_is_foreign);
     tcase_add_loop_test(tc, statistics_add_up, 0, n);
     tcase_add_loop_test(tc, trim_releases_free_pages, 0, n);
+    tcase_add_loop_test(tc, release_waits_for_a_batch, 0, n);
+    tcase_add_loop_test(tc, waiting_grains_never_touch_live_blocks, 0, n);
     tcase_add_loop_test(tc, freed_runs_go_back_to_the_kernel, 0, n);
     tcase_add_loop_test(tc, threads_share_one_heap, 0, n);
     suite_add_tcase(s, tc);
