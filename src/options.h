@@ -26,7 +26,9 @@ struct fm_options {
     uint64_t release; /* MEMRELEASE in bytes; 0: never (only malloc_trim) */
 };
 
-#define FM_RELEASE_DEFAULT ((uint64_t)0)
+#define FM_RELEASE_DEFAULT ((uint64_t)256 * 1024)
+/* How much of the free runs' memory may wait to go back (block.h explains). */
+#define FM_RELEASE_BATCH ((size_t)4 * 1024 * 1024)
 #define FM_RELEASE_MIN ((uint64_t)256 * 1024)
 
 /* Read every option through getenv_fn into *o.  Returns 0, or -1 with a one-line

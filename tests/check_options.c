@@ -126,10 +126,10 @@ START_TEST(accepted_environment)
     static const char *const bounds[] = {"MEMSIZE", "256K", NULL};
     ck_assert_int_eq(load(&o, err, sizeof err, bounds), 0);
     ck_assert_uint_eq(o.memsize, FM_MEMSIZE_MIN);
-    ck_assert_uint_eq(o.release, 0); /* the default: nothing given back on free */
-    static const char *const rel[] = {"MEMRELEASE", "1M", NULL};
+    ck_assert_uint_eq(o.release, 256u << 10); /* the default: free runs of 256 KiB go back */
+    static const char *const rel[] = {"MEMRELEASE", "4M", NULL};
     ck_assert_int_eq(load(&o, err, sizeof err, rel), 0);
-    ck_assert_uint_eq(o.release, 1u << 20);
+    ck_assert_uint_eq(o.release, 4u << 20);
     static const char *const reloff[] = {"MEMRELEASE", "Off", NULL};
     ck_assert_int_eq(load(&o, err, sizeof err, reloff), 0);
     ck_assert_uint_eq(o.release, 0);

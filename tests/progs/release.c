@@ -1,5 +1,5 @@
 /* release.c [kept]: a program whose heap peaks, then is mostly freed, gives the
- * memory back (or, with "kept", keeps it, as libfastmem does unless MEMRELEASE is set).
+ * memory back (or, with "kept", keeps it, as libfastmem does with MEMRELEASE=off).
  *
  * Allocates 4,000 blocks of 64 KiB (250 MiB), writes all of them, then frees all but
  * every hundredth and reads its resident set size (VmRSS) before and after.  Prints
