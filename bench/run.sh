@@ -18,7 +18,7 @@ set -eu
 
 runs=5
 scale=1
-workloads="same-inorder same-random churn fragment larson prodcons latency"
+workloads="same-inorder same-random churn fragment larson prodcons latency release"
 while getopts "r:s:w:h" opt; do
     case $opt in
     r) runs=$OPTARG ;;
@@ -105,6 +105,13 @@ END {
             for (j = 1; j <= na; j++) {
                 a = al[j]
                 printf "| %-9s | %10d | %10d | %13d | %10d | %10d | %10d | %12d | %10d |\n", a, median(val[w, a, "malloc_p50"]), median(val[w, a, "malloc_p99"]), median(val[w, a, "malloc_p9999"]), median(val[w, a, "malloc_max"]), median(val[w, a, "free_p50"]), median(val[w, a, "free_p99"]), median(val[w, a, "free_p9999"]), median(val[w, a, "free_max"])
+            }
+        } else if (w == "release") {
+            printf "| %-9s | %8s | %8s | %11s | %8s | %12s | %12s | %12s | %11s |\n", "allocator", "free p50", "free p99", "free p99.99", "free max", "RSS peak MiB", "after frees", "after more", "live MiB"
+            printf "|-----------|----------|----------|-------------|----------|--------------|--------------|--------------|-------------|\n"
+            for (j = 1; j <= na; j++) {
+                a = al[j]
+                printf "| %-9s | %8d | %8d | %11d | %8d | %12.1f | %12.1f | %12.1f | %11.1f |\n", a, median(val[w, a, "free_p50"]), median(val[w, a, "free_p99"]), median(val[w, a, "free_p9999"]), median(val[w, a, "free_max"]), median(val[w, a, "rss_peak_mib"]), median(val[w, a, "rss_after_mib"]), median(val[w, a, "rss_later_mib"]), median(val[w, a, "live_after_mib"])
             }
         } else if (w ~ /^same/) {
             gm = median(val[w, "glibc", "malloc_ns"]); gf = median(val[w, "glibc", "free_ns"])
