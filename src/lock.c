@@ -1,5 +1,7 @@
-/* lock.c: the contended path of fm_lock_acquire. */
+/* lock.c: the contended path of fm_lock_acquire, and the seizing side of owned
+ * locks. */
 #include "lock.h"
+#include "diag.h"
 
 #define SPINS 100
 
@@ -23,4 +25,29 @@ void fm_lock_wait(fm_lock_t *l, bool shared)
      * exchange finds it free we now hold it (marked 2, which costs one spare wake). */
     while (atomic_exchange_explicit(&l->word, 2, memory_order_acquire) != 0)
         fm_os_futex_wait(&l->word, 2, shared);
+}
+
+bool fm_owned_fast;
+
+void fm_owned_setup(void)
+{
+    static bool done;
+    if (!done) {
+        done = true;
+        fm_owned_fast = fm_os_membarrier_register() == 0;
+    }
+}
+
+void fm_owned_barrier(void)
+{
+    /* With one thread (this one) there is no owner inside to wait for. */
+    if (!fm_owned_fast || fm_lock_elided())
+        return;
+    int e = fm_os_membarrier();
+    if (e != 0) {
+        /* Registration is per address space; should a child's ever be lost, register
+         * again.  Without the barrier an owner could be inside unseen: no way on. */
+        if (fm_os_membarrier_register() != 0 || (e = fm_os_membarrier()) != 0)
+            fm_die("membarrier failed (%d) after it had worked: cannot stop the other threads' caches", e);
+    }
 }

@@ -80,4 +80,84 @@ static inline void fm_lock_release_if(fm_lock_t *l, bool held)
         fm_lock_release(l, false);
 }
 
+/* An owned lock: guards data one thread (the owner) uses all the time and others
+ * only rarely (a thread cache: the owner on every malloc and free; another thread
+ * when the heap must flush every cache, for statistics, and at fork).  The owner's
+ * way in and out is two plain stores and a load, without a locked instruction: it
+ * marks itself busy and checks that nobody has seized the data.  A seizer takes the
+ * lock, marks the data seized, and then makes every running thread of the process
+ * execute a memory barrier (membarrier(2), fm_owned_barrier), after which either
+ * the owner's busy mark is visible to it (and it waits for the owner to leave) or
+ * the owner will see the seized mark when it next comes in (and waits on the lock
+ * instead).  That is Dekker's mutual exclusion with the owner's half of the fences
+ * paid by the rare side.  Without membarrier (a kernel before 4.14, or a sandbox
+ * that refuses it), fm_owned_fast is false and the owner takes the lock each time,
+ * as a plain mutex. */
+typedef struct {
+    _Atomic uint32_t busy;   /* the owner is inside, on its fast path */
+    _Atomic uint32_t seized; /* another thread has it (or is taking it) */
+    fm_lock_t lock;          /* held by a seizer, or by the owner while seized */
+} fm_owned_t;
+
+extern bool fm_owned_fast FM_HIDDEN;
+
+/* Decide fm_owned_fast, once, before any fm_owned_t is used. */
+void fm_owned_setup(void) FM_HIDDEN;
+
+/* The owner comes in; returns what fm_owned_leave needs (0: the process has one
+ * thread, nothing to exclude; 1: the fast way; 2: the lock). */
+static inline int fm_owned_enter(fm_owned_t *o)
+{
+    if (fm_lock_elided())
+        return 0;
+    if (fm_likely(fm_owned_fast)) {
+        atomic_store_explicit(&o->busy, 1, memory_order_relaxed);
+        atomic_signal_fence(memory_order_seq_cst);
+        if (fm_likely(atomic_load_explicit(&o->seized, memory_order_acquire) == 0))
+            return 1;
+        atomic_store_explicit(&o->busy, 0, memory_order_release);
+    }
+    fm_lock_acquire(&o->lock, false);
+    return 2;
+}
+
+static inline void fm_owned_leave(fm_owned_t *o, int how)
+{
+    if (how == 1)
+        atomic_store_explicit(&o->busy, 0, memory_order_release);
+    else if (how == 2)
+        fm_lock_release(&o->lock, false);
+}
+
+/* Seizing, for another thread: fm_owned_seize on each, then one fm_owned_barrier
+ * for them all, then fm_owned_wait on each; the data are then the seizer's until
+ * fm_owned_yield. */
+static inline void fm_owned_seize(fm_owned_t *o)
+{
+    fm_lock_acquire(&o->lock, false);
+    atomic_store_explicit(&o->seized, 1, memory_order_relaxed);
+}
+
+void fm_owned_barrier(void) FM_HIDDEN;
+
+static inline void fm_owned_wait(fm_owned_t *o)
+{
+    while (atomic_load_explicit(&o->busy, memory_order_acquire) != 0)
+        fm_os_yield();
+}
+
+static inline void fm_owned_yield(fm_owned_t *o)
+{
+    atomic_store_explicit(&o->seized, 0, memory_order_release);
+    fm_lock_release(&o->lock, false);
+}
+
+/* In a forked child, where no other thread exists: free, whatever state it was in. */
+static inline void fm_owned_init(fm_owned_t *o)
+{
+    atomic_store_explicit(&o->busy, 0, memory_order_relaxed);
+    atomic_store_explicit(&o->seized, 0, memory_order_relaxed);
+    fm_lock_init(&o->lock);
+}
+
 #endif

@@ -50,6 +50,11 @@ pid_t fm_os_thread_id(void) FM_HIDDEN;
 /* Give up the CPU for a moment (while another thread finishes initialising). */
 void fm_os_yield(void) FM_HIDDEN;
 
+/* membarrier(2), private expedited: register this process (0, or an errno), and make
+ * every running thread of it execute a full memory barrier (0, or an errno). */
+int fm_os_membarrier_register(void) FM_HIDDEN;
+int fm_os_membarrier(void) FM_HIDDEN;
+
 /* Write all of buf to fd, retrying short writes and EINTR.  0 or errno. */
 int fm_os_write_all(int fd, const void *buf, size_t len) FM_HIDDEN;
 

@@ -100,6 +100,41 @@ void fm_os_yield(void)
     sched_yield();
 }
 
+/* The commands, from <linux/membarrier.h> (Linux 4.14), which not every libc's
+ * headers carry. */
+enum { MB_QUERY = 0, MB_PRIVATE_EXPEDITED = 1 << 3, MB_REGISTER_PRIVATE_EXPEDITED = 1 << 4 };
+
+int fm_os_membarrier_register(void)
+{
+#ifdef SYS_membarrier
+    int saved = errno;
+    long q = syscall(SYS_membarrier, MB_QUERY, 0, 0);
+    int rc = 0;
+    if (q < 0)
+        rc = errno;
+    else if (!(q & MB_PRIVATE_EXPEDITED) || !(q & MB_REGISTER_PRIVATE_EXPEDITED))
+        rc = ENOSYS;
+    else if (syscall(SYS_membarrier, MB_REGISTER_PRIVATE_EXPEDITED, 0, 0) != 0)
+        rc = errno;
+    errno = saved;
+    return rc;
+#else
+    return ENOSYS;
+#endif
+}
+
+int fm_os_membarrier(void)
+{
+#ifdef SYS_membarrier
+    int saved = errno;
+    int rc = syscall(SYS_membarrier, MB_PRIVATE_EXPEDITED, 0, 0) == 0 ? 0 : errno;
+    errno = saved;
+    return rc;
+#else
+    return ENOSYS;
+#endif
+}
+
 int fm_os_write_all(int fd, const void *buf, size_t len)
 {
     int saved = errno;

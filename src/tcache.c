@@ -23,11 +23,11 @@
  * threads that do not exist there.
  *
  * Locking.  A cache is its owner's, except when another thread flushes it (ENOMEM,
- * fork, statistics), so each has a lock that the owner takes on every operation while
- * the process has more than one thread (uncontended: one compare-and-swap and one
- * exchange) and skips while it has one.  Lock order: the heap's lock, then the
- * registry's, then a cache's.  The fast paths take only their cache's lock, and never
- * take the heap's lock while holding it.
+ * fork, statistics), so each has an owned lock (lock.h): while the process has more
+ * than one thread, the owner goes in and out with two plain stores and a load, and a
+ * thread that flushes the caches seizes them all, with one membarrier(2) for the lot.
+ * Lock order: the heap's lock, then the registry's, then a cache's.  The fast paths
+ * take only their cache's, and never take the heap's lock while holding it.
  *
  * Double free.  A cached block carries this process's key in its second word; freeing
  * a block that carries it makes the owner search its own list for it, as glibc's
@@ -73,7 +73,8 @@ static inline void link_in(struct fm_tcache *tc, size_t c, void **p, size_t usab
     tc->bytes += usable;
 }
 
-/* Give every block tc holds back to the engine.  Heap lock and tc's lock held. */
+/* Give every block tc holds back to the engine.  Heap lock held, and tc seized (or
+ * out of the registry). */
 static void drain(struct fm_heap *h, struct fm_tcache *tc)
 {
     for (size_t c = 0; c < NCLASS; c++) {
@@ -128,6 +129,7 @@ void fm_tcache_setup(struct fm_heap *h)
         return; /* every free must reach the engine (qm), or there is none (sys) */
     if (pthread_key_create(&exit_key, thread_exit) != 0)
         return; /* no caches: they could not be flushed at thread exit */
+    fm_owned_setup();
     uint64_t k = (uint64_t)(uintptr_t)&k ^ ((uint64_t)fm_os_thread_id() << 32) ^ 0x9e3779b97f4a7c15ULL;
     key_value = k | 1;
     h->caches = true;
@@ -173,7 +175,7 @@ void *fm_tcache_pop(struct fm_heap *h, size_t size, bool zero)
     if (fm_unlikely(tc == NULL || tc->heap != h))
         return NULL;
     size_t c = fm_block_stride(size) >> 4;
-    bool held = fm_lock_acquire_if_threaded(&tc->lock);
+    int how = fm_owned_enter(&tc->own);
     void **p = tc->head[c];
     if (p) {
         tc->head[c] = *p;
@@ -185,7 +187,7 @@ void *fm_tcache_pop(struct fm_heap *h, size_t size, bool zero)
         else
             tc->mallocs++;
     }
-    fm_lock_release_if(&tc->lock, held);
+    fm_owned_leave(&tc->own, how);
     if (p) {
         p[1] = 0; /* no longer marked cached */
         if (zero)
@@ -203,19 +205,19 @@ bool fm_tcache_push(struct fm_heap *h, void *ptr, size_t usable)
      * owns_block decides below. */
     size_t c = (usable + 8) >> 4;
     void **p = ptr;
-    bool held = fm_lock_acquire_if_threaded(&tc->lock);
+    int how = fm_owned_enter(&tc->own);
     /* Full: the caller frees it to the engine, which checks it there, once. */
     if (tc->count[c] >= LIMIT || !h->engine->owns_block(h->eng, ptr)) {
-        fm_lock_release_if(&tc->lock, held);
+        fm_owned_leave(&tc->own, how);
         return false;
     }
     if (fm_unlikely(listed(tc, c, p))) {
-        fm_lock_release_if(&tc->lock, held);
+        fm_owned_leave(&tc->own, how);
         fm_die("free(%p): double free: the block was already freed", ptr);
     }
     link_in(tc, c, p, usable);
     tc->frees++;
-    fm_lock_release_if(&tc->lock, held);
+    fm_owned_leave(&tc->own, how);
     return true;
 }
 
@@ -223,7 +225,7 @@ void fm_tcache_stock(struct fm_heap *h, void **blk, size_t n)
 {
     struct fm_tcache *tc = fm_tcache_mine;
     fm_assert(tc != NULL && tc->heap == h && n <= BATCH);
-    bool held = fm_lock_acquire_if_threaded(&tc->lock);
+    int how = fm_owned_enter(&tc->own);
     /* Last first, so that the list hands them out in the order given. */
     while (n > 0) {
         void **p = blk[--n];
@@ -235,7 +237,7 @@ void fm_tcache_stock(struct fm_heap *h, void **blk, size_t n)
         }
         link_in(tc, c, p, usable);
     }
-    fm_lock_release_if(&tc->lock, held);
+    fm_owned_leave(&tc->own, how);
 }
 
 int fm_tcache_push_flush(struct fm_heap *h, void *ptr, size_t usable)
@@ -250,9 +252,9 @@ int fm_tcache_push_flush(struct fm_heap *h, void *ptr, size_t usable)
     void **p = ptr;
     void *out[BATCH];
     size_t n = 0;
-    bool held = fm_lock_acquire_if_threaded(&tc->lock);
+    int how = fm_owned_enter(&tc->own);
     if (fm_unlikely(listed(tc, c, p))) {
-        fm_lock_release_if(&tc->lock, held);
+        fm_owned_leave(&tc->own, how);
         return -1;
     }
     if (tc->count[c] >= LIMIT) {
@@ -274,7 +276,7 @@ int fm_tcache_push_flush(struct fm_heap *h, void *ptr, size_t usable)
     }
     link_in(tc, c, p, usable);
     tc->frees++;
-    fm_lock_release_if(&tc->lock, held);
+    fm_owned_leave(&tc->own, how);
     /* The blocks cut off are no cache's now, and the heap's lock keeps them from
      * being missed (flush_all, the statistics) until they are back in the engine. */
     for (size_t i = 1; i < n; i++) {
@@ -289,16 +291,33 @@ int fm_tcache_push_flush(struct fm_heap *h, void *ptr, size_t usable)
     return 1;
 }
 
+/* With the registry's lock held: every cache taken from its owner (lock.h), with one
+ * barrier for them all; seize_all's caches go back with yield_all. */
+static void seize_all(struct fm_heap *h)
+{
+    for (struct fm_tcache *tc = h->tc_registry; tc; tc = tc->next)
+        fm_owned_seize(&tc->own);
+    fm_owned_barrier();
+    for (struct fm_tcache *tc = h->tc_registry; tc; tc = tc->next)
+        fm_owned_wait(&tc->own);
+}
+
+static void yield_all(struct fm_heap *h)
+{
+    for (struct fm_tcache *tc = h->tc_registry; tc; tc = tc->next)
+        fm_owned_yield(&tc->own);
+}
+
 bool fm_tcache_flush_all(struct fm_heap *h)
 {
     bool any = false;
     fm_lock_acquire(&h->tc_registry_lock, false);
+    seize_all(h);
     for (struct fm_tcache *tc = h->tc_registry; tc; tc = tc->next) {
-        fm_lock_acquire(&tc->lock, false);
         any = any || tc->blocks != 0;
         drain(h, tc);
-        fm_lock_release(&tc->lock, false);
     }
+    yield_all(h);
     fm_lock_release(&h->tc_registry_lock, false);
     return any;
 }
@@ -307,29 +326,27 @@ void fm_tcache_totals(struct fm_heap *h, struct fm_tcache_totals *t)
 {
     memset(t, 0, sizeof *t);
     fm_lock_acquire(&h->tc_registry_lock, false);
+    seize_all(h);
     for (struct fm_tcache *tc = h->tc_registry; tc; tc = tc->next) {
-        fm_lock_acquire(&tc->lock, false);
         t->bytes += tc->bytes;
         t->blocks += tc->blocks;
         t->mallocs += tc->mallocs;
         t->callocs += tc->callocs;
         t->frees += tc->frees;
-        fm_lock_release(&tc->lock, false);
     }
+    yield_all(h);
     fm_lock_release(&h->tc_registry_lock, false);
 }
 
 void fm_tcache_prefork(struct fm_heap *h)
 {
     fm_lock_acquire(&h->tc_registry_lock, false);
-    for (struct fm_tcache *tc = h->tc_registry; tc; tc = tc->next)
-        fm_lock_acquire(&tc->lock, false);
+    seize_all(h);
 }
 
 void fm_tcache_postfork_parent(struct fm_heap *h)
 {
-    for (struct fm_tcache *tc = h->tc_registry; tc; tc = tc->next)
-        fm_lock_release(&tc->lock, false);
+    yield_all(h);
     fm_lock_release(&h->tc_registry_lock, false);
 }
 
@@ -343,7 +360,7 @@ void fm_tcache_postfork_child(struct fm_heap *h)
     h->tc_registry = NULL;
     while (tc) {
         struct fm_tcache *next = tc->next;
-        fm_lock_init(&tc->lock);
+        fm_owned_init(&tc->own);
         if (tc == mine) {
             tc->prev = NULL;
             tc->next = h->tc_registry;

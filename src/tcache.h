@@ -23,7 +23,7 @@ struct fm_heap;
 #endif
 
 struct fm_tcache {
-    fm_lock_t lock;
+    fm_owned_t own; /* the owner thread's, seized by others (lock.h) */
     struct fm_heap *heap;
     struct fm_tcache *next, *prev; /* the heap's registry */
     void *head[FM_TCACHE_NCLASS];

@@ -6,7 +6,7 @@
  * several threads holding caches (they are flushed before ENOMEM); a thread that
  * exits gives its cache back; fork leaves the child a heap without the other threads'
  * caches; a double free of a cached block is caught; threads churning at once keep
- * their data.
+ * their data, also while another thread keeps seizing their caches.
  */
 #include "testutil.h"
 
@@ -386,6 +386,50 @@ START_TEST(threads_churn_with_caches)
 }
 END_TEST
 
+static void flush_caches(struct fm_heap *h, void *arg)
+{
+    (void)arg;
+    fm_tcache_flush_all(h);
+}
+
+static _Atomic int churners_done;
+
+static void *churn_and_count(void *arg)
+{
+    void *r = churn(arg);
+    atomic_fetch_add(&churners_done, 1);
+    return r;
+}
+
+/* The owners' fast path has no locked instruction: another thread takes their caches
+ * by seizing them (lock.h).  Threads churn and check their data while this thread
+ * seizes every cache again and again, to read the statistics and to flush them, as
+ * ENOMEM and fork do: no block may be lost, handed out twice or damaged. */
+START_TEST(seizing_caches_while_threads_churn)
+{
+    open_heap(_i, 256 * MiB);
+    pthread_t t[THREADS];
+    atomic_store(&churners_done, 0);
+    for (intptr_t i = 0; i < THREADS; i++)
+        pthread_create(&t[i], NULL, churn_and_count, (void *)i);
+    while (atomic_load(&churners_done) < THREADS) {
+        struct fastmem_stats st = stats();
+        ck_assert_uint_le(st.cached, st.committed);
+        fm_heap_with_lock(&heap, flush_caches, NULL);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        void *r;
+        pthread_join(t[i], &r);
+        ck_assert_ptr_null(r);
+    }
+    struct fastmem_stats st = stats();
+    ck_assert_uint_eq(st.live_blocks, 0);
+    ck_assert_uint_eq(st.cached, 0);
+    ck_assert_uint_eq(st.calls_malloc, st.calls_free);
+    assert_sound();
+}
+END_TEST
+
 /* qm must see every free (to check it) and sys has no pool: no cache in front, so a
  * freed block is back in the engine at once. */
 START_TEST(no_caches_for_them)
@@ -422,6 +466,7 @@ static Suite *tcache_suite(void)
     tcase_add_loop_test(tc, thread_exit_returns_its_cache, 0, n);
     tcase_add_loop_test(tc, fork_while_threads_hold_caches, 0, n);
     tcase_add_loop_test(tc, threads_churn_with_caches, 0, n);
+    tcase_add_loop_test(tc, seizing_caches_while_threads_churn, 0, n);
     tcase_add_loop_test(tc, no_caches_for_them, n, (int)fm_engine_count());
     suite_add_tcase(s, tc);
     return s;
