@@ -18,6 +18,9 @@
  * say whether the previous block is free, and prev_phys where it starts), so no two
  * free blocks are ever adjacent and nothing needs a later defragmentation pass.
  *
+ * The layout itself, struct pool and the check of a pointer (pool_classify) are in
+ * pool.h, which the thread caches read too.
+ *
  * How to use: an engine's instance struct starts with a `struct pool`; the engine
  * defines the list operations declared below, then includes this file, and most of
  * its vtable is the pool_* functions themselves (their first argument is the engine
@@ -27,7 +30,7 @@
 #ifndef FM_BLOCK_H
 #define FM_BLOCK_H
 
-#include "engine.h"
+#include "pool.h"
 
 #include <string.h>
 
@@ -42,15 +45,6 @@
  * between commit points leaks at worst the block it was handing out. */
 #define commit_point() __asm__ __volatile__("" ::: "memory")
 
-#define HEADER ((size_t)16)
-#define OVERHEAD ((size_t)8)
-#define BLOCK_MIN ((size_t)32)
-#define F_FREE ((size_t)1)
-#define F_PREV_FREE ((size_t)2)
-#define F_RELEASED ((size_t)4) /* free, and its whole pages given back (below) */
-#define F_MASK ((size_t)15)
-#define F_KNOWN (F_FREE | F_PREV_FREE | F_RELEASED) /* every other flag bit is damage */
-
 /* Splitting.  A free block larger than a request is split only when the remainder is
  * worth keeping: at least a minimal block and at least 1/2^FM_SPLIT_SHIFT of the
  * request.  Smaller remainders stay with the block (its usable size says so) instead
@@ -62,14 +56,6 @@
 #ifndef FM_SPLIT_SHIFT
 #define FM_SPLIT_SHIFT 3
 #endif
-
-typedef struct block block_t;
-struct block {
-    block_t *prev_phys;
-    size_t size;
-    block_t *next_free;
-    block_t *prev_free;
-};
 
 /* Giving memory back.  A private heap may ask (pool_set_release; MEMRELEASE) that free
  * blocks of release_min bytes or more keep almost no resident pages.  When a free block
@@ -93,25 +79,8 @@ struct block {
  *
  * A released block handed out faults its pages back in as the program touches them;
  * the remainder split off it stays released.  release_min 0 (shared heaps, tests over
- * buffers): nothing is released this way. */
-struct pool {
-    uint64_t magic;
-    uint64_t magic_inv; /* ~magic: lets pool_rebuild test the magic without knowing it */
-    size_t release_min;
-    size_t release_batch;
-    size_t page;
-    void (*release)(void *arg, void *start, size_t len);
-    void *release_arg;
-    char *mem;          /* where the instance starts */
-    size_t bytes;       /* memory managed, from mem */
-    char *start;        /* first block */
-    block_t *sentinel;  /* the zero-size header that ends the pool */
-    uint64_t free_bytes;
-    uint64_t free_blocks;
-    uint64_t used_blocks;
-    block_t *pend_first, *pend_last; /* free blocks with grains waiting to go back */
-    uint64_t pend_bytes;             /* the grains waiting, in bytes */
-};
+ * buffers): nothing is released this way.  (struct pool, in pool.h, holds the
+ * release settings and the pending list.) */
 
 /* The engine's free-block index.  list_insert and list_unlink add and remove a free
  * block (flags and size already set); list_take returns a free block with a stride
@@ -165,41 +134,6 @@ static inline block_t *dlist_pop(block_t **head)
 }
 
 /* ---------------------------------------------------------------- block helpers */
-
-static inline size_t bsize(const block_t *b)
-{
-    return b->size & ~F_MASK;
-}
-
-static inline bool is_free(const block_t *b)
-{
-    return (b->size & F_FREE) != 0;
-}
-
-static inline bool prev_is_free(const block_t *b)
-{
-    return (b->size & F_PREV_FREE) != 0;
-}
-
-static inline block_t *next_phys(const block_t *b)
-{
-    return (block_t *)((char *)b + bsize(b));
-}
-
-static inline block_t *at(const void *base, size_t off)
-{
-    return (block_t *)((char *)base + off);
-}
-
-static inline void *to_ptr(block_t *b)
-{
-    return (char *)b + HEADER;
-}
-
-static inline block_t *from_ptr(const void *p)
-{
-    return (block_t *)((char *)p - HEADER);
-}
 
 /* The stride of a block with n usable bytes; n <= FM_MAX_REQUEST. */
 static inline size_t stride_for(size_t n)
@@ -536,36 +470,6 @@ static inline void pool_trim_used(struct pool *p, block_t *b, size_t s)
     settle(p, rest, (uintptr_t)rest, hi);
 }
 
-/* What ptr is: 0 for a live block, else an FM_FREE_* code.  Cheap checks only, none
- * of which reads outside the pool: alignment, range, a sane size, and boundary tags
- * that agree with the neighbours. */
-static inline int pool_classify(const struct pool *p, const void *ptr)
-{
-    uintptr_t a = (uintptr_t)ptr;
-    if ((a & (FM_ALIGN - 1)) != 0 || a < (uintptr_t)p->start + HEADER ||
-        a >= (uintptr_t)p->sentinel)
-        return FM_FREE_BAD_POINTER;
-    const block_t *b = from_ptr(ptr);
-    size_t s = bsize(b);
-    size_t flags = b->size & F_MASK;
-    if ((flags & ~F_KNOWN) != 0 ||
-        (flags & (F_FREE | F_RELEASED)) == F_RELEASED || s < BLOCK_MIN ||
-        s > (size_t)((char *)p->sentinel - (char *)b))
-        return FM_FREE_BAD_POINTER;
-    const block_t *n = next_phys(b);
-    if (is_free(b))
-        return (prev_is_free(n) && n->prev_phys == b) ? FM_FREE_DOUBLE : FM_FREE_BAD_POINTER;
-    if (prev_is_free(n))
-        return FM_FREE_BAD_POINTER;
-    if (prev_is_free(b)) {
-        const block_t *q = b->prev_phys;
-        if ((uintptr_t)q < (uintptr_t)p->start || (uintptr_t)q >= (uintptr_t)b || !is_free(q) ||
-            next_phys(q) != b)
-            return FM_FREE_BAD_POINTER;
-    }
-    return 0;
-}
-
 /* ------------------------------------------------------------ the engine calls */
 
 /* Lay an empty pool over [mem+header, mem+bytes), the engine's own struct (of
@@ -726,7 +630,7 @@ static inline void pool_each_live(void *eng, bool (*fn)(void *arg, void *ptr, si
     .grow = pool_grow, .malloc = pool_malloc, .memalign = pool_memalign,                    \
     .resize = pool_resize, .free = pool_free, .usable_size = pool_usable_size,              \
     .owns_block = pool_owns_block, .set_release = pool_set_release, .rebuild = pool_rebuild, \
-    .each_live = pool_each_live
+    .each_live = pool_each_live, .pool_layout = true
 
 /* The counters every engine reports; largest_free is the engine's to fill. */
 static inline void pool_stats(const struct pool *p, struct fm_engine_stats *st)

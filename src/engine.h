@@ -124,6 +124,11 @@ struct fm_engine {
     /* The engine wants every free to reach it (no thread caches in front). */
     bool no_caches;
 
+    /* The instance starts with block.h's struct pool (pool.h) and the blocks are its
+     * own: the thread caches check a freed pointer with pool_classify inline instead
+     * of calling owns_block.  Caches are only put in front of such an engine. */
+    bool pool_layout;
+
     /* Not a pool engine at all: the system allocator (heap_sys.c). */
     bool system;
 };

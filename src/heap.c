@@ -271,36 +271,39 @@ static void *alloc(struct fm_heap *h, size_t align, size_t size, uint64_t *count
     return p;
 }
 
-/* malloc and calloc: from this thread's cache if it has a block of the size; else
- * from the engine, stocking the cache while threaded (batches save lock round trips
- * only when the lock is taken). */
-static inline void *alloc_small_first(struct fm_heap *h, size_t size, bool zero, uint64_t *count)
+/* malloc and calloc after this thread's cache had no block of the size (or there is
+ * no cache): from the engine, stocking the cache while threaded (batches save lock
+ * round trips only when the lock is taken). */
+static inline void *alloc_small(struct fm_heap *h, size_t size, bool zero, uint64_t *count)
 {
-    bool stock = false;
-    if (h->caches && size <= FM_TCACHE_MAX_USABLE) {
-        if (fm_tcache_may_have(h, size)) {
-            void *p = fm_tcache_pop(h, size, zero);
-            if (p)
-                return p;
-        }
-        stock = fm_tcache_is_mine(h) && !fm_lock_elided();
-    }
+    bool stock = h->caches && size <= FM_TCACHE_MAX_USABLE && fm_tcache_is_mine(h) &&
+                 !fm_lock_elided();
     void *p = alloc(h, FM_ALIGN, size, count, stock);
     if (p && zero)
         memset(p, 0, size);
     return p;
 }
 
+void *fm_heap_malloc_miss(struct fm_heap *h, size_t size)
+{
+    return alloc_small(h, size, false, &h->c.calls_malloc);
+}
+
 void *fm_heap_malloc(struct fm_heap *h, size_t size)
 {
-    return alloc_small_first(h, size, false, &h->c.calls_malloc);
+    return fm_tcache_malloc(h, size);
 }
 
 void *fm_heap_calloc(struct fm_heap *h, size_t size)
 {
     if (fm_unlikely(h->sys))
         return fm_sys_alloc(h, FM_ALIGN, size, true, &h->c.calls_calloc);
-    return alloc_small_first(h, size, true, &h->c.calls_calloc);
+    if (h->caches && size <= FM_TCACHE_MAX_USABLE) {
+        void *p = fm_tcache_calloc(h, size);
+        if (p)
+            return p;
+    }
+    return alloc_small(h, size, true, &h->c.calls_calloc);
 }
 
 void *fm_heap_memalign(struct fm_heap *h, size_t align, size_t size)
@@ -381,7 +384,8 @@ FM_NOINLINE static void free_flushing(struct fm_heap *h, void *p, size_t usable,
     unlock(h, held);
 }
 
-enum fm_free_result fm_heap_free(struct fm_heap *h, void *p, const char *caller)
+/* fm_heap_free when this thread's cache did not take p at once: every other case. */
+static enum fm_free_result free_slow(struct fm_heap *h, void *p, const char *caller)
 {
     if (fm_unlikely(h->sys))
         return fm_sys_free(h, p, caller);
@@ -417,6 +421,31 @@ enum fm_free_result fm_heap_free(struct fm_heap *h, void *p, const char *caller)
         bad_pointer(h, held, caller, p);
     unlock(h, held);
     return FM_FREED;
+}
+
+void fm_heap_free_full(struct fm_heap *h, void *p, size_t usable, const char *caller)
+{
+    if (!fm_lock_elided()) {
+        free_flushing(h, p, usable, caller);
+        return;
+    }
+    bool held = lock(h);
+    if (fm_unlikely(!free_locked(h, p)))
+        bad_pointer(h, held, caller, p);
+    unlock(h, held);
+}
+
+void fm_heap_free_slow(struct fm_heap *h, void *p, const char *caller)
+{
+    free_slow(h, p, caller);
+}
+
+enum fm_free_result fm_heap_free(struct fm_heap *h, void *p, const char *caller)
+{
+    /* (A pointer outside the range must get its answer, FM_FOREIGN, from free_slow.) */
+    if (h->caches && fm_heap_owns(h, p) && fm_tcache_free(h, p, caller))
+        return FM_FREED;
+    return free_slow(h, p, caller);
 }
 
 void *fm_heap_realloc(struct fm_heap *h, void *p, size_t size, const char *caller)

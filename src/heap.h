@@ -102,6 +102,17 @@ void *fm_heap_realloc(struct fm_heap *h, void *p, size_t size, const char *calle
  * reported, naming caller, and the process aborts, as glibc does. */
 enum fm_free_result fm_heap_free(struct fm_heap *h, void *p, const char *caller) FM_HIDDEN;
 
+/* malloc when this thread's cache had no block of the size (fm_tcache_malloc_fast
+ * missed): fm_heap_malloc without trying the cache again. */
+void *fm_heap_malloc_miss(struct fm_heap *h, size_t size) FM_HIDDEN;
+
+/* fm_heap_free after this thread's cache did not take p (fm_tcache_free). */
+void fm_heap_free_slow(struct fm_heap *h, void *p, const char *caller) FM_HIDDEN;
+
+/* free of p, which lies in the pool and whose size word says it has usable bytes (a
+ * cached size), but whose list in this thread's cache is full: p is checked here. */
+void fm_heap_free_full(struct fm_heap *h, void *p, size_t usable, const char *caller) FM_HIDDEN;
+
 /* The usable size of p, or 0 if p is not a live block of this heap. */
 size_t fm_heap_usable_size(struct fm_heap *h, const void *p) FM_HIDDEN;
 

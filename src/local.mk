@@ -31,6 +31,7 @@ lib_LTLIBRARIES += %D%/libfastmem.la
 include_HEADERS += include/fastmem.h
 noinst_HEADERS += \
 	%D%/block.h \
+	%D%/pool.h \
 	%D%/diag.h \
 	%D%/engine.h \
 	%D%/fm.h \

@@ -6,11 +6,17 @@
  * other's free is how preloaded allocators crash programs.
  *
  * Each name goes to glibc instead when libfastmem was linked rather than preloaded
- * (libc.c): FWD picks, on one load and compare. */
+ * (libc.c): FWD picks, on one load and compare.
+ *
+ * malloc and free first try this thread's cache (tcache.h's fast paths), inline: a
+ * thread has a cache only for the process heap, once it exists and serves malloc, so
+ * a thread with one needs neither FWD nor SITE (no engine with caches records call
+ * sites), and its misses go straight to the heap. */
 #include "heap.h"
 #include "init.h"
 #include "libc.h"
 #include "posix.h"
+#include "tcache.h"
 
 #include <stdlib.h>
 
@@ -31,8 +37,21 @@ int __posix_memalign(void **out, size_t align, size_t size);
  * (one thread-local store). */
 #define SITE() (fm_call_site = __builtin_return_address(0))
 
-FM_EXPORT void *malloc(size_t size) { SITE(); return FWD() ? fm_libc.malloc(size) : fm_malloc(size); }
-FM_EXPORT void free(void *p) { FWD() ? fm_libc.free(p) : fm_free(p); }
+FM_EXPORT void *malloc(size_t size)
+{
+    if (fm_likely(fm_tcache_mine != NULL))
+        return fm_tcache_malloc(&fm_process_heap, size);
+    SITE();
+    return FWD() ? fm_libc.malloc(size) : fm_malloc(size);
+}
+
+FM_EXPORT void free(void *p)
+{
+    if (fm_likely(fm_tcache_free(&fm_process_heap, p, "free")))
+        return;
+    FWD() ? fm_libc.free(p) : fm_free(p);
+}
+
 FM_EXPORT void *calloc(size_t n, size_t size) { SITE(); return FWD() ? fm_libc.calloc(n, size) : fm_calloc(n, size); }
 FM_EXPORT void *realloc(void *p, size_t size) { SITE(); return FWD() ? fm_libc.realloc(p, size) : fm_realloc(p, size); }
 FM_EXPORT void *reallocarray(void *p, size_t n, size_t size) { SITE(); return FWD() ? fm_libc.reallocarray(p, n, size) : fm_reallocarray(p, n, size); }

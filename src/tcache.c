@@ -32,6 +32,19 @@
  * Double free.  A cached block carries this process's key in its second word; freeing
  * a block that carries it makes the owner search its own list for it, as glibc's
  * tcache does.  A block freed twice by two different threads is not caught here.
+ *
+ * Fast paths.  malloc and free of a cached size are inlined into the exported names
+ * (tcache.h): one thread-local read finds the cache, and while the process has one
+ * thread a hit is a few loads and stores with no call at all.  free checks the
+ * pointer with the engine's own pool_classify (pool.h), inline, before a block joins
+ * a list, so a pointer the heap never handed out never reaches a cache: it goes to
+ * the slow path, which reports it exactly as before.  Every other case leaves by a
+ * tail call to the function that finishes it.
+ *
+ * Counting.  A hit stores only what it must: the list head and its length, and a
+ * free (or calloc) counts itself.  What a cache holds is derived from the list
+ * lengths, and the mallocs it served from the rest (held_by), when statistics are
+ * asked for.
  */
 #include "tcache.h"
 #include "diag.h"
@@ -48,13 +61,13 @@ __thread struct fm_tcache *fm_tcache_mine __attribute__((tls_model("initial-exec
 __thread int fm_tcache_state __attribute__((tls_model("initial-exec")));
 
 static pthread_key_t exit_key;
-static uint64_t key_value; /* the double-free mark, random per process */
+void *fm_tcache_key; /* the double-free mark, random per process */
 
 /* Whether block p, if it carries the cached mark, is already in list c (a double
  * free, as glibc's tcache checks); a block freed and reused since only looks marked. */
-static inline bool listed(const struct fm_tcache *tc, size_t c, void **p)
+static bool listed(const struct fm_tcache *tc, size_t c, void **p)
 {
-    if ((uint64_t)(uintptr_t)p[1] != key_value)
+    if (p[1] != fm_tcache_key)
         return false;
     for (void **q = tc->head[c]; q; q = *q)
         if (q == p)
@@ -62,15 +75,19 @@ static inline bool listed(const struct fm_tcache *tc, size_t c, void **p)
     return false;
 }
 
-/* Put block p, of usable bytes, at the head of list c, marked cached. */
-static inline void link_in(struct fm_tcache *tc, size_t c, void **p, size_t usable)
+_Noreturn FM_COLD static void double_free(struct fm_tcache *tc, int how, const char *caller, void *p)
+{
+    fm_owned_leave(&tc->own, how);
+    fm_die("%s(%p): double free: the block was already freed", caller, p);
+}
+
+/* Put block p at the head of list c, marked cached. */
+static inline void link_in(struct fm_tcache *tc, size_t c, void **p)
 {
     p[0] = tc->head[c];
-    p[1] = (void *)(uintptr_t)key_value;
+    p[1] = fm_tcache_key;
     tc->head[c] = p;
     tc->count[c]++;
-    tc->blocks++;
-    tc->bytes += usable;
 }
 
 /* Give every block tc holds back to the engine.  Heap lock held, and tc seized (or
@@ -83,9 +100,24 @@ static void drain(struct fm_heap *h, struct fm_tcache *tc)
             tc->head[c] = *p;
             fm_heap_release_cached(h, p);
         }
+        tc->given_back += tc->count[c];
         tc->count[c] = 0;
     }
-    tc->bytes = tc->blocks = 0;
+}
+
+/* What tc holds, and the mallocs it served: every block that entered the cache (a
+ * free, or stocked from the engine) is held still, or left it (a malloc, a calloc, or
+ * given back).  tc seized, or not in use. */
+static void held_by(const struct fm_tcache *tc, uint64_t *blocks, uint64_t *bytes, uint64_t *mallocs)
+{
+    uint64_t n = 0, b = 0;
+    for (size_t c = 2; c < NCLASS; c++) {
+        n += tc->count[c];
+        b += (uint64_t)tc->count[c] * ((c << 4) - 8);
+    }
+    *blocks = n;
+    *bytes = b;
+    *mallocs = tc->frees + tc->stocked - tc->given_back - n - tc->callocs;
 }
 
 static void thread_exit(void *arg)
@@ -101,8 +133,10 @@ static void thread_exit(void *arg)
  * into the heap's, and its own memory freed. */
 static void dissolve(struct fm_heap *h, struct fm_tcache *tc)
 {
+    uint64_t blocks, bytes, mallocs;
+    held_by(tc, &blocks, &bytes, &mallocs);
     drain(h, tc);
-    h->c.calls_malloc += tc->mallocs;
+    h->c.calls_malloc += mallocs;
     h->c.calls_calloc += tc->callocs;
     h->c.calls_free += tc->frees;
     h->engine->free(h->eng, tc);
@@ -125,13 +159,13 @@ void fm_tcache_retire(struct fm_heap *h, void *arg)
 
 void fm_tcache_setup(struct fm_heap *h)
 {
-    if (h->engine->no_caches)
+    if (h->engine->no_caches || !h->engine->pool_layout)
         return; /* every free must reach the engine (qm), or there is none (sys) */
     if (pthread_key_create(&exit_key, thread_exit) != 0)
         return; /* no caches: they could not be flushed at thread exit */
     fm_owned_setup();
     uint64_t k = (uint64_t)(uintptr_t)&k ^ ((uint64_t)fm_os_thread_id() << 32) ^ 0x9e3779b97f4a7c15ULL;
-    key_value = k | 1;
+    fm_tcache_key = (void *)(uintptr_t)(k | 1);
     h->caches = true;
 }
 
@@ -149,6 +183,7 @@ static struct fm_tcache *cache(struct fm_heap *h)
         return NULL;
     memset(tc, 0, sizeof *tc);
     tc->heap = h;
+    tc->pool = h->eng;
     if (pthread_setspecific(exit_key, tc) != 0) {
         fm_heap_with_lock(h, fm_tcache_retire_unlisted, tc);
         return NULL;
@@ -169,7 +204,7 @@ void fm_tcache_retire_unlisted(struct fm_heap *h, void *tc)
     h->engine->free(h->eng, tc);
 }
 
-void *fm_tcache_pop(struct fm_heap *h, size_t size, bool zero)
+void *fm_tcache_calloc(struct fm_heap *h, size_t size)
 {
     struct fm_tcache *tc = fm_tcache_mine;
     if (fm_unlikely(tc == NULL || tc->heap != h))
@@ -180,20 +215,68 @@ void *fm_tcache_pop(struct fm_heap *h, size_t size, bool zero)
     if (p) {
         tc->head[c] = *p;
         tc->count[c]--;
-        tc->blocks--;
-        tc->bytes -= (c << 4) - 8;
-        if (zero)
-            tc->callocs++;
-        else
-            tc->mallocs++;
+        tc->callocs++;
     }
     fm_owned_leave(&tc->own, how);
     if (p) {
-        p[1] = 0; /* no longer marked cached */
-        if (zero)
-            memset(p, 0, size);
+        p[1] = NULL; /* no longer marked cached */
+        memset(p, 0, size);
     }
     return p;
+}
+
+void *fm_tcache_malloc_locked(struct fm_tcache *tc, size_t size)
+{
+    size_t c = fm_block_stride(size) >> 4;
+    int how = fm_owned_enter(&tc->own);
+    void **p = tc->head[c];
+    if (p) {
+        tc->head[c] = *p;
+        tc->count[c]--;
+    }
+    fm_owned_leave(&tc->own, how);
+    if (p == NULL)
+        return fm_heap_malloc_miss(tc->heap, size);
+    p[1] = NULL; /* no longer marked cached */
+    return p;
+}
+
+/* fm_tcache_free's path while the process has threads: the same steps under the
+ * cache's lock.  stride (<= FM_TCACHE_MAX_STRIDE) is what p's size word said. */
+void fm_tcache_free_locked(struct fm_tcache *tc, void *ptr, size_t stride, const char *caller)
+{
+    struct fm_heap *h = tc->heap;
+    size_t c = stride >> 4;
+    void **p = ptr;
+    int how = fm_owned_enter(&tc->own);
+    if (tc->count[c] >= LIMIT) {
+        fm_owned_leave(&tc->own, how);
+        fm_heap_free_full(h, ptr, stride - OVERHEAD, caller);
+        return;
+    }
+    if (pool_classify_in_range(tc->pool, ptr) != 0) {
+        fm_owned_leave(&tc->own, how);
+        fm_heap_free_slow(h, ptr, caller);
+        return;
+    }
+    if (fm_unlikely(listed(tc, c, p)))
+        double_free(tc, how, caller, ptr);
+    link_in(tc, c, p);
+    tc->frees++;
+    fm_owned_leave(&tc->own, how);
+}
+
+/* fm_tcache_free's path for a live block that carries the cached mark. */
+void fm_tcache_free_marked(struct fm_tcache *tc, void *ptr, const char *caller)
+{
+    size_t c = bsize(from_ptr(ptr)) >> 4;
+    void **p = ptr;
+    int how = fm_owned_enter(&tc->own);
+    if (fm_unlikely(listed(tc, c, p)))
+        double_free(tc, how, caller, ptr);
+    link_in(tc, c, p);
+    tc->frees++;
+    fm_owned_leave(&tc->own, how);
 }
 
 bool fm_tcache_push(struct fm_heap *h, void *ptr, size_t usable)
@@ -202,20 +285,18 @@ bool fm_tcache_push(struct fm_heap *h, void *ptr, size_t usable)
     if (fm_unlikely(tc == NULL))
         return false;
     /* usable came from the size word before the block was known to be one:
-     * owns_block decides below. */
+     * pool_classify decides below. */
     size_t c = (usable + 8) >> 4;
     void **p = ptr;
     int how = fm_owned_enter(&tc->own);
     /* Full: the caller frees it to the engine, which checks it there, once. */
-    if (tc->count[c] >= LIMIT || !h->engine->owns_block(h->eng, ptr)) {
+    if (tc->count[c] >= LIMIT || pool_classify(tc->pool, ptr) != 0) {
         fm_owned_leave(&tc->own, how);
         return false;
     }
-    if (fm_unlikely(listed(tc, c, p))) {
-        fm_owned_leave(&tc->own, how);
-        fm_die("free(%p): double free: the block was already freed", ptr);
-    }
-    link_in(tc, c, p, usable);
+    if (fm_unlikely(listed(tc, c, p)))
+        double_free(tc, how, "free", ptr);
+    link_in(tc, c, p);
     tc->frees++;
     fm_owned_leave(&tc->own, how);
     return true;
@@ -235,7 +316,8 @@ void fm_tcache_stock(struct fm_heap *h, void **blk, size_t n)
             fm_heap_release_cached(h, p);
             continue;
         }
-        link_in(tc, c, p, usable);
+        link_in(tc, c, p);
+        tc->stocked++;
     }
     fm_owned_leave(&tc->own, how);
 }
@@ -246,7 +328,7 @@ int fm_tcache_push_flush(struct fm_heap *h, void *ptr, size_t usable)
     if (tc == NULL || tc->heap != h)
         return 0;
     /* The heap's lock is held, so the engine's answer here is final. */
-    if (!h->engine->owns_block(h->eng, ptr))
+    if (pool_classify(tc->pool, ptr) != 0)
         return 0;
     size_t c = (usable + 8) >> 4;
     void **p = ptr;
@@ -271,10 +353,9 @@ int fm_tcache_push_flush(struct fm_heap *h, void *ptr, size_t usable)
         for (size_t k = n; k > 0; q = *q)
             out[--k] = q;
         tc->count[c] = LIMIT - BATCH;
-        tc->blocks -= n;
-        tc->bytes -= n * usable; /* one stride, one usable size */
+        tc->given_back += n;
     }
-    link_in(tc, c, p, usable);
+    link_in(tc, c, p);
     tc->frees++;
     fm_owned_leave(&tc->own, how);
     /* The blocks cut off are no cache's now, and the heap's lock keeps them from
@@ -314,7 +395,9 @@ bool fm_tcache_flush_all(struct fm_heap *h)
     fm_lock_acquire(&h->tc_registry_lock, false);
     seize_all(h);
     for (struct fm_tcache *tc = h->tc_registry; tc; tc = tc->next) {
-        any = any || tc->blocks != 0;
+        uint64_t blocks, bytes, mallocs;
+        held_by(tc, &blocks, &bytes, &mallocs);
+        any = any || blocks != 0;
         drain(h, tc);
     }
     yield_all(h);
@@ -328,9 +411,11 @@ void fm_tcache_totals(struct fm_heap *h, struct fm_tcache_totals *t)
     fm_lock_acquire(&h->tc_registry_lock, false);
     seize_all(h);
     for (struct fm_tcache *tc = h->tc_registry; tc; tc = tc->next) {
-        t->bytes += tc->bytes;
-        t->blocks += tc->blocks;
-        t->mallocs += tc->mallocs;
+        uint64_t blocks, bytes, mallocs;
+        held_by(tc, &blocks, &bytes, &mallocs);
+        t->bytes += bytes;
+        t->blocks += blocks;
+        t->mallocs += mallocs;
         t->callocs += tc->callocs;
         t->frees += tc->frees;
     }

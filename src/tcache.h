@@ -4,7 +4,9 @@
 #define FM_TCACHE_H
 
 #include "engine.h"
+#include "heap.h"
 #include "lock.h"
+#include "pool.h"
 
 struct fm_heap;
 
@@ -22,14 +24,18 @@ struct fm_heap;
 #define FM_TCACHE_BATCH (FM_TCACHE_LIMIT / 4)
 #endif
 
+/* The lists come first: they and the fields the fast paths read share the first
+ * cache lines.  The cache counts only what it must count per call (a free, a calloc);
+ * what it holds and the mallocs it served are derived when asked (fm_tcache_totals). */
 struct fm_tcache {
-    fm_owned_t own; /* the owner thread's, seized by others (lock.h) */
-    struct fm_heap *heap;
-    struct fm_tcache *next, *prev; /* the heap's registry */
     void *head[FM_TCACHE_NCLASS];
     uint8_t count[FM_TCACHE_NCLASS];
-    uint64_t bytes, blocks;           /* usable bytes and blocks held */
-    uint64_t mallocs, callocs, frees; /* calls served here */
+    fm_owned_t own; /* the owner thread's, seized by others (lock.h) */
+    struct fm_heap *heap;
+    const struct pool *pool;          /* the heap's engine instance (pool.h) */
+    uint64_t frees, callocs;          /* calls served here */
+    uint64_t stocked, given_back;     /* blocks in from the engine, and back to it */
+    struct fm_tcache *next, *prev;    /* the heap's registry */
 };
 
 /* This thread's cache; the state says whether it may have one (0 not yet, 1 yes, 2
@@ -37,16 +43,88 @@ struct fm_tcache {
 extern __thread struct fm_tcache *fm_tcache_mine __attribute__((tls_model("initial-exec"))) FM_HIDDEN;
 extern __thread int fm_tcache_state __attribute__((tls_model("initial-exec"))) FM_HIDDEN;
 
-/* Quick guesses, without the cache's lock, so that a call the cache cannot serve
- * costs next to nothing: whether this thread's cache for h has a block of the stride
- * size needs, and whether it may have room for a block of this usable size.  The
- * calls below decide under the lock. */
-static inline bool fm_tcache_may_have(const struct fm_heap *h, size_t size)
+/* What a cached block carries in its second word: random per process (tcache.c,
+ * "Double free"). */
+extern void *fm_tcache_key FM_HIDDEN;
+
+/* The fast paths (tcache.c, "Fast paths"): a whole malloc or free served by this
+ * thread's cache for h.  They read the thread-local pointer once, are inlined into
+ * the exported malloc and free, and, while the process has one thread, run straight
+ * through without a call; every other case leaves by a tail call to a function that
+ * finishes the call (the miss and slow paths, and the locked versions). */
+
+/* The out-of-line parts (tcache.c). */
+/* (fm_tcache_malloc_locked goes on to fm_heap_malloc_miss itself.) */
+void *fm_tcache_malloc_locked(struct fm_tcache *tc, size_t size) FM_HIDDEN;
+void fm_tcache_free_locked(struct fm_tcache *tc, void *p, size_t stride, const char *caller) FM_HIDDEN;
+void fm_tcache_free_marked(struct fm_tcache *tc, void *p, const char *caller) FM_HIDDEN;
+
+/* malloc(size) from this thread's cache for h; a miss (or a size too large to be
+ * cached, or no cache) goes on to fm_heap_malloc_miss. */
+static inline void *fm_tcache_malloc(struct fm_heap *h, size_t size)
 {
-    const struct fm_tcache *tc = fm_tcache_mine;
-    return tc != NULL && tc->heap == h && tc->head[fm_block_stride(size) >> 4] != NULL;
+    struct fm_tcache *tc = fm_tcache_mine;
+    if (fm_unlikely(tc == NULL) || fm_unlikely(tc->heap != h) || size > FM_TCACHE_MAX_USABLE)
+        return fm_heap_malloc_miss(h, size);
+    if (fm_unlikely(!fm_lock_elided()))
+        return fm_tcache_malloc_locked(tc, size);
+    size_t c = fm_block_stride(size) >> 4;
+    void **p = tc->head[c];
+    if (fm_unlikely(p == NULL))
+        return fm_heap_malloc_miss(h, size);
+    tc->head[c] = p[0];
+    tc->count[c]--;
+    p[1] = NULL; /* no longer marked cached */
+    return p;
 }
 
+/* free(ptr) through this thread's cache for h: false (nothing done) only if this
+ * thread has no cache for h.  A live block of a cached stride joins its list; a full
+ * list sends it to fm_heap_free_full; anything else goes to fm_heap_free_slow, which
+ * decides under the heap's lock.  The size word is only a guess until pool_classify
+ * (a full list's engine checks the pointer itself).  pool_classify reads the block's
+ * neighbours without the heap's lock: another thread may be changing them, which can
+ * only make a valid block look invalid, and then the slow path decides.  caller
+ * names the call in messages. */
+static inline bool fm_tcache_free(struct fm_heap *h, void *ptr, const char *caller)
+{
+    struct fm_tcache *tc = fm_tcache_mine;
+    if (fm_unlikely(tc == NULL) || fm_unlikely(tc->heap != h))
+        return false;
+    const struct pool *pl = tc->pool;
+    size_t s;
+    if (fm_unlikely(!pool_in_range(pl, ptr)) || (s = bsize(from_ptr(ptr))) > FM_TCACHE_MAX_STRIDE) {
+        if (ptr != NULL)
+            fm_heap_free_slow(h, ptr, caller);
+        return true;
+    }
+    if (fm_unlikely(!fm_lock_elided())) {
+        fm_tcache_free_locked(tc, ptr, s, caller);
+        return true;
+    }
+    size_t c = s >> 4;
+    if (fm_unlikely(tc->count[c] >= FM_TCACHE_LIMIT)) {
+        fm_heap_free_full(h, ptr, s - OVERHEAD, caller);
+        return true;
+    }
+    void **p = ptr;
+    if (fm_unlikely(pool_classify_in_range(pl, ptr) != 0))
+        fm_heap_free_slow(h, ptr, caller);
+    else if (fm_unlikely(p[1] == fm_tcache_key))
+        fm_tcache_free_marked(tc, ptr, caller);
+    else {
+        p[0] = tc->head[c];
+        p[1] = fm_tcache_key;
+        tc->head[c] = p;
+        tc->count[c]++;
+        tc->frees++;
+    }
+    return true;
+}
+
+/* Quick guesses, without the cache's lock, for the slow paths: whether this thread's
+ * cache for h may have room for a block of this usable size.  The calls below decide
+ * under the lock. */
 static inline bool fm_tcache_may_take(const struct fm_heap *h, size_t usable)
 {
     const struct fm_tcache *tc = fm_tcache_mine;
@@ -77,9 +155,9 @@ struct fm_tcache_totals {
 /* Turn caches on for h (the process heap). */
 void fm_tcache_setup(struct fm_heap *h) FM_HIDDEN;
 
-/* A cached block of at least size (<= FM_TCACHE_MAX_USABLE) usable bytes, zeroed for
- * size bytes if zero; NULL if this thread has none. */
-void *fm_tcache_pop(struct fm_heap *h, size_t size, bool zero) FM_HIDDEN;
+/* calloc's: a cached block of at least size (<= FM_TCACHE_MAX_USABLE) usable bytes,
+ * zeroed for size bytes; NULL if this thread has none. */
+void *fm_tcache_calloc(struct fm_heap *h, size_t size) FM_HIDDEN;
 
 /* Keep live block p, which lies in the committed pool and whose size word says it has
  * usable bytes (24 to FM_TCACHE_MAX_USABLE), in this thread's cache instead of

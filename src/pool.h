@@ -1,0 +1,136 @@
+/* pool.h: the part of block.h's pool that is read outside the engines: the block
+ * layout (block.h explains it), the pool's control struct, and pool_classify, the
+ * check that a pointer is a live block.
+ *
+ * The engines include this through block.h.  The thread caches (tcache.h) include it
+ * alone, so that a free they serve checks the pointer with the same code the engine
+ * would, inline, without an indirect call: every engine that has caches in front is
+ * a pool engine (engine.h, pool_layout), whose instance starts with a struct pool.
+ */
+#ifndef FM_POOL_H
+#define FM_POOL_H
+
+#include "engine.h"
+
+#define HEADER ((size_t)16)
+#define OVERHEAD ((size_t)8)
+#define BLOCK_MIN ((size_t)32)
+#define F_FREE ((size_t)1)
+#define F_PREV_FREE ((size_t)2)
+#define F_RELEASED ((size_t)4) /* free, and its whole pages given back (block.h) */
+#define F_MASK ((size_t)15)
+#define F_KNOWN (F_FREE | F_PREV_FREE | F_RELEASED) /* every other flag bit is damage */
+
+typedef struct block block_t;
+struct block {
+    block_t *prev_phys;
+    size_t size;
+    block_t *next_free;
+    block_t *prev_free;
+};
+
+/* The start of every pool engine's instance (block.h has what the fields are for). */
+struct pool {
+    uint64_t magic;
+    uint64_t magic_inv; /* ~magic: lets pool_rebuild test the magic without knowing it */
+    size_t release_min;
+    size_t release_batch;
+    size_t page;
+    void (*release)(void *arg, void *start, size_t len);
+    void *release_arg;
+    char *mem;          /* where the instance starts */
+    size_t bytes;       /* memory managed, from mem */
+    char *start;        /* first block */
+    block_t *sentinel;  /* the zero-size header that ends the pool */
+    uint64_t free_bytes;
+    uint64_t free_blocks;
+    uint64_t used_blocks;
+    block_t *pend_first, *pend_last; /* free blocks with grains waiting to go back */
+    uint64_t pend_bytes;             /* the grains waiting, in bytes */
+};
+
+static inline size_t bsize(const block_t *b)
+{
+    return b->size & ~F_MASK;
+}
+
+static inline bool is_free(const block_t *b)
+{
+    return (b->size & F_FREE) != 0;
+}
+
+static inline bool prev_is_free(const block_t *b)
+{
+    return (b->size & F_PREV_FREE) != 0;
+}
+
+static inline block_t *next_phys(const block_t *b)
+{
+    return (block_t *)((char *)b + bsize(b));
+}
+
+static inline block_t *at(const void *base, size_t off)
+{
+    return (block_t *)((char *)base + off);
+}
+
+static inline void *to_ptr(block_t *b)
+{
+    return (char *)b + HEADER;
+}
+
+static inline block_t *from_ptr(const void *p)
+{
+    return (block_t *)((char *)p - HEADER);
+}
+
+/* What ptr is: 0 for a live block, else an FM_FREE_* code.  Cheap checks only, none
+ * of which reads outside the pool: alignment, range, a sane size, and boundary tags
+ * that agree with the neighbours.  Every free the thread caches take runs this, so
+ * the common case (a used block after a used block) is a short straight line: the
+ * range and alignment are one compare (rotated right by 4, an offset with any of its
+ * low bits set is larger than any offset in range, which is a multiple of 16), and so
+ * is the size (at least BLOCK_MIN, ending by the sentinel: room >= BLOCK_MIN here). */
+static inline bool pool_in_range(const struct pool *p, const void *ptr)
+{
+    uintptr_t lo = (uintptr_t)p->start + HEADER;
+    uintptr_t off = (uintptr_t)ptr - lo;
+    uintptr_t span = (uintptr_t)p->sentinel - lo;
+    return ((off >> 4) | (off << 60)) < (span >> 4);
+}
+
+/* pool_classify of a pointer that pool_in_range accepted. */
+static inline int pool_classify_in_range(const struct pool *p, const void *ptr)
+{
+    const block_t *b = from_ptr(ptr);
+    size_t word = b->size;
+    size_t s = word & ~F_MASK;
+    size_t room = (size_t)((char *)p->sentinel - (char *)b);
+    if (fm_unlikely(s - BLOCK_MIN > room - BLOCK_MIN))
+        return FM_FREE_BAD_POINTER;
+    const block_t *n = at(b, s);
+    if (fm_likely((word & F_MASK) == 0)) /* used, and so is the block before */
+        return prev_is_free(n) ? FM_FREE_BAD_POINTER : 0;
+    size_t flags = word & F_MASK;
+    if ((flags & ~F_KNOWN) != 0 || (flags & (F_FREE | F_RELEASED)) == F_RELEASED)
+        return FM_FREE_BAD_POINTER;
+    if (flags & F_FREE)
+        return (prev_is_free(n) && n->prev_phys == b) ? FM_FREE_DOUBLE : FM_FREE_BAD_POINTER;
+    if (prev_is_free(n))
+        return FM_FREE_BAD_POINTER;
+    /* used, after a free block that must end here */
+    const block_t *q = b->prev_phys;
+    if ((uintptr_t)q < (uintptr_t)p->start || (uintptr_t)q >= (uintptr_t)b || !is_free(q) ||
+        next_phys(q) != b)
+        return FM_FREE_BAD_POINTER;
+    return 0;
+}
+
+static inline int pool_classify(const struct pool *p, const void *ptr)
+{
+    if (fm_unlikely(!pool_in_range(p, ptr)))
+        return FM_FREE_BAD_POINTER;
+    return pool_classify_in_range(p, ptr);
+}
+
+#endif
