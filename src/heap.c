@@ -286,6 +286,15 @@ static inline void *alloc_small(struct fm_heap *h, size_t size, bool zero, uint6
 
 void *fm_heap_malloc_miss(struct fm_heap *h, size_t size)
 {
+    if (size > FM_TCACHE_MAX_USABLE && size <= FM_TCACHE_LARGE_MAX_USABLE && h->caches &&
+        fm_tcache_is_mine(h)) {
+        void *p = fm_tcache_malloc_large(h, size);
+        if (p)
+            return p;
+        /* the block will be cached when freed: from the engine, the size its list
+         * starts at, so that it serves any request of the list */
+        size = fm_tcache_large_round(fm_block_stride(size)) - 8;
+    }
     return alloc_small(h, size, false, &h->c.calls_malloc);
 }
 

@@ -41,6 +41,19 @@
  * the slow path, which reports it exactly as before.  Every other case leaves by a
  * tail call to the function that finishes it.
  *
+ * Large blocks.  Strides above 1 KiB, up to FM_TCACHE_LARGE_MAX, are cached too: a
+ * program that churns a few KiB blocks would otherwise pay the engine (a list search,
+ * a split, a join) for each.  They are listed by range, sixteen ranges per doubling,
+ * a block in the range its stride falls in (rounded down); a large malloc while the
+ * thread has a cache rounds its request up to where a range starts, looks in that
+ * range's list, and on a miss asks the engine for exactly that, so the head of the
+ * list always fits and the block goes back to the list it will be looked for in.
+ * The rounding costs at most 1/16 of a block (the engine's own split rule already
+ * leaves up to 1/8).  A thread holds at most FM_TCACHE_LARGE_LIMIT blocks of a range
+ * and FM_TCACHE_LARGE_BYTES of large blocks in all; they count against the cap and
+ * are flushed like the rest.  Their bytes are counted as they come and go, the one
+ * counter a hit updates beside the list.
+ *
  * Counting.  A hit stores only what it must: the list head and its length, and a
  * free (or calloc) counts itself.  What a cache holds is derived from the list
  * lengths, and the mallocs it served from the rest (held_by), when statistics are
@@ -54,7 +67,9 @@
 #include <pthread.h>
 #include <string.h>
 
-enum { NCLASS = FM_TCACHE_NCLASS, LIMIT = FM_TCACHE_LIMIT, BATCH = FM_TCACHE_BATCH };
+enum { NCLASS = FM_TCACHE_NCLASS, NSMALL = FM_TCACHE_NSMALL, LIMIT = FM_TCACHE_LIMIT,
+       BATCH = FM_TCACHE_BATCH };
+_Static_assert(FM_TCACHE_LARGE_LIMIT >= 1 && FM_TCACHE_LARGE_LIMIT <= 255, "large limit out of range");
 _Static_assert(BATCH >= 1 && BATCH <= LIMIT && LIMIT <= 255, "batch and limit out of range");
 
 __thread struct fm_tcache *fm_tcache_mine __attribute__((tls_model("initial-exec")));
@@ -103,6 +118,7 @@ static void drain(struct fm_heap *h, struct fm_tcache *tc)
         tc->given_back += tc->count[c];
         tc->count[c] = 0;
     }
+    tc->large_bytes = 0;
 }
 
 /* What tc holds, and the mallocs it served: every block that entered the cache (a
@@ -113,10 +129,11 @@ static void held_by(const struct fm_tcache *tc, uint64_t *blocks, uint64_t *byte
     uint64_t n = 0, b = 0;
     for (size_t c = 2; c < NCLASS; c++) {
         n += tc->count[c];
-        b += (uint64_t)tc->count[c] * ((c << 4) - 8);
+        if (c < NSMALL)
+            b += (uint64_t)tc->count[c] * ((c << 4) - 8);
     }
     *blocks = n;
-    *bytes = b;
+    *bytes = b + tc->large_bytes;
     *mallocs = tc->frees + tc->stocked - tc->given_back - n - tc->callocs;
 }
 
@@ -277,6 +294,50 @@ void fm_tcache_free_marked(struct fm_tcache *tc, void *ptr, const char *caller)
     link_in(tc, c, p);
     tc->frees++;
     fm_owned_leave(&tc->own, how);
+}
+
+void fm_tcache_free_large(struct fm_tcache *tc, void *ptr, size_t stride, const char *caller)
+{
+    struct fm_heap *h = tc->heap;
+    if (stride > FM_TCACHE_LARGE_MAX) {
+        fm_heap_free_slow(h, ptr, caller);
+        return;
+    }
+    size_t c = fm_tcache_large_class(stride);
+    size_t usable = stride - OVERHEAD;
+    void **p = ptr;
+    int how = fm_owned_enter(&tc->own);
+    if (tc->count[c] >= FM_TCACHE_LARGE_LIMIT || tc->large_bytes + usable > FM_TCACHE_LARGE_BYTES ||
+        pool_classify_in_range(tc->pool, ptr) != 0) {
+        fm_owned_leave(&tc->own, how);
+        fm_heap_free_slow(h, ptr, caller);
+        return;
+    }
+    if (fm_unlikely(listed(tc, c, p)))
+        double_free(tc, how, caller, ptr);
+    link_in(tc, c, p);
+    tc->frees++;
+    tc->large_bytes += usable;
+    fm_owned_leave(&tc->own, how);
+}
+
+void *fm_tcache_malloc_large(struct fm_heap *h, size_t size)
+{
+    struct fm_tcache *tc = fm_tcache_mine;
+    if (tc == NULL || tc->heap != h)
+        return NULL;
+    size_t c = fm_tcache_large_class(fm_tcache_large_round(fm_block_stride(size)));
+    int how = fm_owned_enter(&tc->own);
+    void **p = tc->head[c];
+    if (p) {
+        tc->head[c] = p[0];
+        tc->count[c]--;
+        tc->large_bytes -= bsize(from_ptr(p)) - OVERHEAD;
+    }
+    fm_owned_leave(&tc->own, how);
+    if (p)
+        p[1] = NULL; /* no longer marked cached */
+    return p;
 }
 
 bool fm_tcache_push(struct fm_heap *h, void *ptr, size_t usable)

@@ -16,7 +16,38 @@ struct fm_heap;
  * that finds its list full gives that many back (tcache.c). */
 #define FM_TCACHE_MAX_STRIDE ((size_t)1024)
 #define FM_TCACHE_MAX_USABLE (FM_TCACHE_MAX_STRIDE - 8)
-#define FM_TCACHE_NCLASS (FM_TCACHE_MAX_STRIDE / 16 + 1) /* stride >> 4, 2..64 */
+#define FM_TCACHE_NSMALL (FM_TCACHE_MAX_STRIDE / 16 + 1) /* stride >> 4, 2..64 */
+
+/* Larger blocks, up to FM_TCACHE_LARGE_MAX, are cached too (tcache.c, "Large
+ * blocks"), in lists of sixteen size ranges per doubling, at most
+ * FM_TCACHE_LARGE_LIMIT a list and FM_TCACHE_LARGE_BYTES in all per thread. */
+#define FM_TCACHE_LARGE_MAX ((size_t)64 * 1024)
+#define FM_TCACHE_LARGE_MAX_USABLE (FM_TCACHE_LARGE_MAX - 8)
+#ifndef FM_TCACHE_LARGE_LIMIT
+#define FM_TCACHE_LARGE_LIMIT 8
+#endif
+#ifndef FM_TCACHE_LARGE_BYTES
+#define FM_TCACHE_LARGE_BYTES ((size_t)1024 * 1024)
+#endif
+#define FM_TCACHE_NCLASS (FM_TCACHE_NSMALL + 6 * 16 + 1)
+
+/* The list of a block of stride s, FM_TCACHE_MAX_STRIDE < s <= FM_TCACHE_LARGE_MAX:
+ * its doubling above 1 KiB, and which sixteenth of it (rounding down: every block in
+ * a list has at least the stride where its range starts). */
+static inline size_t fm_tcache_large_class(size_t s)
+{
+    unsigned e = 63u - (unsigned)__builtin_clzll(s); /* 10..16 */
+    return FM_TCACHE_NSMALL + (e - 10) * 16 + ((s >> (e - 4)) & 15);
+}
+
+/* A large stride rounded up to where a range starts: what a large malloc asks the
+ * engine for, so that the block goes back to the list it is looked for in. */
+static inline size_t fm_tcache_large_round(size_t s)
+{
+    unsigned e = 63u - (unsigned)__builtin_clzll(s);
+    size_t step = (size_t)1 << (e - 4);
+    return (s + step - 1) & ~(step - 1);
+}
 #ifndef FM_TCACHE_LIMIT
 #define FM_TCACHE_LIMIT 32
 #endif
@@ -35,6 +66,7 @@ struct fm_tcache {
     const struct pool *pool;          /* the heap's engine instance (pool.h) */
     uint64_t frees, callocs;          /* calls served here */
     uint64_t stocked, given_back;     /* blocks in from the engine, and back to it */
+    uint64_t large_bytes;             /* usable bytes of the large blocks held */
     struct fm_tcache *next, *prev;    /* the heap's registry */
 };
 
@@ -58,6 +90,11 @@ extern void *fm_tcache_key FM_HIDDEN;
 void *fm_tcache_malloc_locked(struct fm_tcache *tc, size_t size) FM_HIDDEN;
 void fm_tcache_free_locked(struct fm_tcache *tc, void *p, size_t stride, const char *caller) FM_HIDDEN;
 void fm_tcache_free_marked(struct fm_tcache *tc, void *p, const char *caller) FM_HIDDEN;
+void fm_tcache_free_large(struct fm_tcache *tc, void *p, size_t stride, const char *caller) FM_HIDDEN;
+
+/* malloc of a large size (FM_TCACHE_MAX_USABLE < size <= FM_TCACHE_LARGE_MAX_USABLE)
+ * from this thread's cache for h; NULL if it has no block that fits. */
+void *fm_tcache_malloc_large(struct fm_heap *h, size_t size) FM_HIDDEN;
 
 /* malloc(size) from this thread's cache for h; a miss (or a size too large to be
  * cached, or no cache) goes on to fm_heap_malloc_miss. */
@@ -92,10 +129,14 @@ static inline bool fm_tcache_free(struct fm_heap *h, void *ptr, const char *call
     if (fm_unlikely(tc == NULL) || fm_unlikely(tc->heap != h))
         return false;
     const struct pool *pl = tc->pool;
-    size_t s;
-    if (fm_unlikely(!pool_in_range(pl, ptr)) || (s = bsize(from_ptr(ptr))) > FM_TCACHE_MAX_STRIDE) {
+    if (fm_unlikely(!pool_in_range(pl, ptr))) {
         if (ptr != NULL)
             fm_heap_free_slow(h, ptr, caller);
+        return true;
+    }
+    size_t s = bsize(from_ptr(ptr));
+    if (s > FM_TCACHE_MAX_STRIDE) {
+        fm_tcache_free_large(tc, ptr, s, caller);
         return true;
     }
     if (fm_unlikely(!fm_lock_elided())) {

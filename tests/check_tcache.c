@@ -78,8 +78,8 @@ START_TEST(reuse_without_the_engine)
     ck_assert_uint_eq(st.calls_free, 2);
     ck_assert_uint_eq(st.live_blocks, 2);
     ck_assert_uint_eq(st.cached, 0);
-    /* Large blocks bypass the cache. */
-    void *big = fm_heap_malloc(&heap, 5000);
+    /* Blocks above FM_TCACHE_LARGE_MAX bypass the cache. */
+    void *big = fm_heap_malloc(&heap, FM_TCACHE_LARGE_MAX + 1000);
     fm_heap_free(&heap, big, "test");
     ck_assert_uint_eq(stats().cached, 0);
     /* malloc_trim empties the caches. */
@@ -213,6 +213,104 @@ START_TEST(double_free_of_cached_block_aborts)
     void *p = fm_heap_malloc(&heap, 64);
     fm_heap_free(&heap, p, "free");
     fm_heap_free(&heap, p, "free");
+}
+END_TEST
+
+/* Large blocks (above 1 KiB, up to FM_TCACHE_LARGE_MAX) are cached in lists of size
+ * ranges; a block is asked of the engine at the size its range starts at, so any
+ * request of the range can have it back. */
+/* This thread's cache is made by its first small free. */
+static void make_my_cache(void)
+{
+    fm_heap_free(&heap, fm_heap_malloc(&heap, 16), "test");
+    fm_heap_trim(&heap);
+}
+
+START_TEST(large_blocks_reused_without_the_engine)
+{
+    open_heap(_i, 64 * MiB);
+    make_my_cache();
+    char *p = fm_heap_malloc(&heap, 5000);
+    ck_assert_ptr_nonnull(p);
+    size_t u = fm_heap_usable_size(&heap, p);
+    ck_assert_uint_ge(u, 5000);
+    memset(p, 7, 5000);
+    fm_heap_free(&heap, p, "test");
+    struct fastmem_stats st = stats();
+    ck_assert_uint_eq(st.cached, u);
+    ck_assert_uint_eq(st.live_blocks, 0);
+    ck_assert_uint_eq(st.in_use, 0);
+    char *other = fm_heap_malloc(&heap, 5400); /* another range: not p */
+    ck_assert_ptr_ne(other, p);
+    char *q = fm_heap_malloc(&heap, 4990); /* the same range: p */
+    ck_assert_ptr_eq(q, p);
+    st = stats();
+    ck_assert_uint_eq(st.cached, 0);
+    ck_assert_uint_eq(st.live_blocks, 2);
+    ck_assert_uint_eq(st.calls_malloc, 4); /* make_my_cache's too */
+    ck_assert_uint_eq(st.calls_free, 2);
+    fm_heap_free(&heap, q, "test");
+    fm_heap_free(&heap, other, "test");
+    ck_assert_uint_gt(stats().cached, 0);
+    fm_heap_trim(&heap);
+    st = stats();
+    ck_assert_uint_eq(st.cached, 0);
+    ck_assert_uint_eq(st.live_blocks, 0);
+    assert_sound();
+}
+END_TEST
+
+/* A thread's large blocks are bounded: FM_TCACHE_LARGE_LIMIT a list, and
+ * FM_TCACHE_LARGE_BYTES in all; the rest go back to the engine. */
+START_TEST(large_blocks_bounded)
+{
+    open_heap(_i, 256 * MiB);
+    make_my_cache();
+    enum { N = 200 };
+    static void *p[N];
+    for (int k = 0; k < N; k++) {
+        p[k] = fm_heap_malloc(&heap, 60000);
+        ck_assert_ptr_nonnull(p[k]);
+    }
+    size_t u = fm_heap_usable_size(&heap, p[0]);
+    for (int k = 0; k < N; k++)
+        fm_heap_free(&heap, p[k], "test");
+    /* a list's worth (a block the engine left unsplit may sit in the next list) */
+    struct fastmem_stats st = stats();
+    ck_assert_uint_ge(st.cached, FM_TCACHE_LARGE_LIMIT * u);
+    ck_assert_uint_le(st.cached, FM_TCACHE_LARGE_BYTES);
+    ck_assert_uint_eq(st.live_blocks, 0);
+    fm_heap_trim(&heap);
+    for (int k = 0; k < N; k++)
+        p[k] = fm_heap_malloc(&heap, 2000 + (size_t)k * 300); /* many lists */
+    for (int k = 0; k < N; k++)
+        fm_heap_free(&heap, p[k], "test");
+    st = stats();
+    ck_assert_uint_le(st.cached, FM_TCACHE_LARGE_BYTES);
+    ck_assert_uint_gt(st.cached, FM_TCACHE_LARGE_BYTES - 64 * 1024);
+    ck_assert_uint_eq(st.live_blocks, 0);
+    assert_sound();
+}
+END_TEST
+
+START_TEST(double_free_of_cached_large_block_aborts)
+{
+    open_heap(_i, 64 * MiB);
+    make_my_cache();
+    void *p = fm_heap_malloc(&heap, 3000);
+    fm_heap_free(&heap, p, "free");
+    fm_heap_free(&heap, p, "free");
+}
+END_TEST
+
+/* A pointer into a large block is no block: it never reaches a list. */
+START_TEST(pointer_into_large_block_aborts)
+{
+    open_heap(_i, 64 * MiB);
+    make_my_cache();
+    char *p = fm_heap_malloc(&heap, 3000);
+    memset(p, 0, 3000);
+    fm_heap_free(&heap, p + 1024, "free");
 }
 END_TEST
 
@@ -462,6 +560,10 @@ static Suite *tcache_suite(void)
     tcase_add_loop_test(tc, full_list_gives_back_a_batch, 0, n);
     tcase_add_loop_test_raise_signal(tc, double_free_of_cached_block_aborts, SIGABRT, 0, n);
     tcase_add_loop_test_raise_signal(tc, double_free_into_full_list_aborts, SIGABRT, 0, n);
+    tcase_add_loop_test(tc, large_blocks_reused_without_the_engine, 0, n);
+    tcase_add_loop_test(tc, large_blocks_bounded, 0, n);
+    tcase_add_loop_test_raise_signal(tc, double_free_of_cached_large_block_aborts, SIGABRT, 0, n);
+    tcase_add_loop_test_raise_signal(tc, pointer_into_large_block_aborts, SIGABRT, 0, n);
     tcase_add_loop_test(tc, cap_exact_with_threads_holding_caches, 0, n);
     tcase_add_loop_test(tc, thread_exit_returns_its_cache, 0, n);
     tcase_add_loop_test(tc, fork_while_threads_hold_caches, 0, n);
