@@ -284,10 +284,10 @@ static inline void *alloc_small(struct fm_heap *h, size_t size, bool zero, uint6
     return p;
 }
 
-void *fm_heap_malloc_miss(struct fm_heap *h, size_t size)
+/* malloc of a size a thread's cache keeps in its large lists (tcache.c). */
+FM_NOINLINE static void *malloc_large(struct fm_heap *h, size_t size)
 {
-    if (size > FM_TCACHE_MAX_USABLE && size <= FM_TCACHE_LARGE_MAX_USABLE && h->caches &&
-        fm_tcache_is_mine(h)) {
+    if (fm_tcache_is_mine(h)) {
         void *p = fm_tcache_malloc_large(h, size);
         if (p)
             return p;
@@ -295,6 +295,13 @@ void *fm_heap_malloc_miss(struct fm_heap *h, size_t size)
          * starts at, so that it serves any request of the list */
         size = fm_tcache_large_round(fm_block_stride(size)) - 8;
     }
+    return alloc(h, FM_ALIGN, size, &h->c.calls_malloc, false);
+}
+
+void *fm_heap_malloc_miss(struct fm_heap *h, size_t size)
+{
+    if (fm_unlikely(size > FM_TCACHE_MAX_USABLE) && size <= FM_TCACHE_LARGE_MAX_USABLE && h->caches)
+        return malloc_large(h, size);
     return alloc_small(h, size, false, &h->c.calls_malloc);
 }
 
