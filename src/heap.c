@@ -278,6 +278,12 @@ static inline void *alloc_small(struct fm_heap *h, size_t size, bool zero, uint6
 {
     bool stock = h->caches && size <= FM_TCACHE_MAX_USABLE && fm_tcache_is_mine(h) &&
                  !fm_lock_elided();
+    if (stock) {
+        /* another thread's batch, kept in the depot, before the engine (tcache.c) */
+        void *q = fm_tcache_restock(h, size, zero);
+        if (q)
+            return q;
+    }
     void *p = alloc(h, FM_ALIGN, size, count, stock);
     if (p && zero)
         memset(p, 0, size);
@@ -442,7 +448,12 @@ static enum fm_free_result free_slow(struct fm_heap *h, void *p, const char *cal
 void fm_heap_free_full(struct fm_heap *h, void *p, size_t usable, const char *caller)
 {
     if (!fm_lock_elided()) {
-        free_flushing(h, p, usable, caller);
+        /* a batch to the depot, without the heap's lock (tcache.c) */
+        int r = fm_tcache_flush_to_depot(h, p, usable);
+        if (fm_unlikely(r < 0))
+            fm_die("%s(%p): double free: the block was already freed", caller, p);
+        if (r == 0)
+            free_flushing(h, p, usable, caller);
         return;
     }
     bool held = lock(h);

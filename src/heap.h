@@ -50,6 +50,7 @@ struct fm_heap {
     bool caches;                      /* per-thread caches in front (tcache.c) */
     fm_lock_t tc_registry_lock;
     struct fm_tcache *tc_registry;
+    struct fm_depot *depot;           /* batches between the caches (tcache.c) */
     bool populate;                    /* populate ahead of small blocks */
     bool sys;                         /* glibc's allocator does the work (heap_sys.c) */
     unsigned sys_log2;                /* a sys heap's table of live blocks: 2^log2 slots */

@@ -17,6 +17,19 @@
  * list order (newest first) would each be joined to the block after them, an unlink
  * and an insert.  For the same reason a refill's blocks are handed out lowest first.
  *
+ * The depot.  Between threads, a batch need not go through the engine at all: a full
+ * list's oldest BATCH blocks go, still linked, into the heap's depot, and a thread
+ * whose list is empty takes a whole batch from there before it asks the engine.  A
+ * producer thread's refills are then its consumer's flushes, as tcmalloc's transfer
+ * cache does it, instead of BATCH engine frees (joins) and BATCH engine mallocs
+ * (splits) under the heap's lock.  The depot has a lock of its own, held for a few
+ * stores; lock order: a cache, then the depot (a batch moves between them inside the
+ * cache's critical section, so no flush or statistics can miss it in between).  It
+ * holds at most DEPOT_SLOTS batches of a size and DEPOT_BYTES in all; past that,
+ * batches go to the engine as before, so a structure torn down still reaches the
+ * engine in address order.  Its blocks are cached blocks: the statistics count them
+ * so, and a flush of every cache (ENOMEM, malloc_trim) empties it.
+ *
  * The cap stays exact: before the heap refuses a request with ENOMEM it flushes every
  * thread's cache back to the engine and tries again.  A thread that exits flushes its
  * cache (a pthread key destructor); fork flushes, in the child, the caches of the
@@ -26,12 +39,14 @@
  * fork, statistics), so each has an owned lock (lock.h): while the process has more
  * than one thread, the owner goes in and out with two plain stores and a load, and a
  * thread that flushes the caches seizes them all, with one membarrier(2) for the lot.
- * Lock order: the heap's lock, then the registry's, then a cache's.  The fast paths
- * take only their cache's, and never take the heap's lock while holding it.
+ * Lock order: the heap's lock, then the registry's, then a cache's, then the depot's.
+ * The fast paths take only their cache's (and the depot's), and never take the heap's
+ * lock while holding them.
  *
  * Double free.  A cached block carries this process's key in its second word; freeing
  * a block that carries it makes the owner search its own list for it, as glibc's
- * tcache does.  A block freed twice by two different threads is not caught here.
+ * tcache does, and then the depot's batches of its size.  A block freed twice by two
+ * different threads, while the first thread still holds it, is not caught here.
  *
  * Fast paths.  malloc and free of a cached size are inlined into the exported names
  * (tcache.h): one thread-local read finds the cache, and while the process has one
@@ -103,6 +118,107 @@ static inline void link_in(struct fm_tcache *tc, size_t c, void **p)
     p[1] = fm_tcache_key;
     tc->head[c] = p;
     tc->count[c]++;
+}
+
+/* ---------------------------------------------------------------- the depot */
+
+enum { DEPOT_SLOTS = FM_TCACHE_DEPOT_SLOTS };
+#define DEPOT_BYTES ((uint64_t)FM_TCACHE_DEPOT_BYTES)
+
+struct fm_depot {
+    fm_lock_t lock;                   /* its own: a batch in or out is a few stores */
+    void *batch[NSMALL][DEPOT_SLOTS]; /* lists of blocks of one stride, linked by p[0] */
+    uint8_t n[NSMALL];                /* batches of each stride */
+    uint8_t len[NSMALL][DEPOT_SLOTS]; /* blocks in each batch */
+    uint64_t blocks, bytes;           /* what it holds (usable bytes) */
+};
+
+/* Keep the list of n blocks of stride class c at q; false if the depot is full. */
+static bool depot_put(struct fm_heap *h, size_t c, void **q, size_t n)
+{
+    struct fm_depot *d = h->depot;
+    uint64_t bytes = (uint64_t)n * ((c << 4) - OVERHEAD);
+    if (d == NULL)
+        return false;
+    bool held = fm_lock_acquire_if_threaded(&d->lock);
+    bool room = d->n[c] < DEPOT_SLOTS && d->bytes + bytes <= DEPOT_BYTES;
+    if (room) {
+        d->len[c][d->n[c]] = (uint8_t)n;
+        d->batch[c][d->n[c]++] = q;
+        d->blocks += n;
+        d->bytes += bytes;
+    }
+    fm_lock_release_if(&d->lock, held);
+    return room;
+}
+
+/* A batch of stride class c (a list, linked by p[0]), or NULL. */
+static void **depot_take(struct fm_heap *h, size_t c)
+{
+    struct fm_depot *d = h->depot;
+    if (d == NULL)
+        return NULL;
+    void **q = NULL;
+    bool held = fm_lock_acquire_if_threaded(&d->lock);
+    if (d->n[c] > 0) {
+        size_t i = --d->n[c];
+        d->blocks -= d->len[c][i];
+        d->bytes -= (uint64_t)d->len[c][i] * ((c << 4) - OVERHEAD);
+        q = d->batch[c][i];
+    }
+    fm_lock_release_if(&d->lock, held);
+    return q;
+}
+
+/* Whether block p (of stride class c, carrying the cached mark) is in the depot. */
+static bool depot_has(struct fm_heap *h, size_t c, const void *p)
+{
+    struct fm_depot *d = h->depot;
+    if (d == NULL || c >= NSMALL)
+        return false;
+    bool found = false;
+    bool held = fm_lock_acquire_if_threaded(&d->lock);
+    for (size_t i = 0; i < d->n[c] && !found; i++)
+        for (void **q = d->batch[c][i]; q && !found; q = *q)
+            found = q == p;
+    fm_lock_release_if(&d->lock, held);
+    return found;
+}
+
+/* Heap lock held: every block of the depot back to the engine; true if it held any. */
+static bool depot_drain(struct fm_heap *h)
+{
+    struct fm_depot *d = h->depot;
+    if (d == NULL)
+        return false;
+    bool held = fm_lock_acquire_if_threaded(&d->lock);
+    bool any = d->blocks != 0;
+    for (size_t c = 0; c < NSMALL; c++) {
+        while (d->n[c] > 0) {
+            void **q = d->batch[c][--d->n[c]];
+            while (q) {
+                void **next = *q;
+                fm_heap_release_cached(h, q);
+                q = next;
+            }
+        }
+    }
+    d->blocks = d->bytes = 0;
+    fm_lock_release_if(&d->lock, held);
+    return any;
+}
+
+/* What the depot holds (usable bytes), for the statistics. */
+static void depot_held(struct fm_heap *h, uint64_t *blocks, uint64_t *bytes)
+{
+    struct fm_depot *d = h->depot;
+    *blocks = *bytes = 0;
+    if (d == NULL)
+        return;
+    bool held = fm_lock_acquire_if_threaded(&d->lock);
+    *blocks = d->blocks;
+    *bytes = d->bytes;
+    fm_lock_release_if(&d->lock, held);
 }
 
 /* Give every block tc holds back to the engine.  Heap lock held, and tc seized (or
@@ -183,6 +299,9 @@ void fm_tcache_setup(struct fm_heap *h)
     fm_owned_setup();
     uint64_t k = (uint64_t)(uintptr_t)&k ^ ((uint64_t)fm_os_thread_id() << 32) ^ 0x9e3779b97f4a7c15ULL;
     fm_tcache_key = (void *)(uintptr_t)(k | 1);
+    h->depot = fm_heap_alloc_internal(h, sizeof *h->depot); /* none: batches go to the engine */
+    if (h->depot)
+        memset(h->depot, 0, sizeof *h->depot);
     h->caches = true;
 }
 
@@ -276,8 +395,13 @@ void fm_tcache_free_locked(struct fm_tcache *tc, void *ptr, size_t stride, const
         fm_heap_free_slow(h, ptr, caller);
         return;
     }
-    if (fm_unlikely(listed(tc, c, p)))
-        double_free(tc, how, caller, ptr);
+    if (fm_unlikely(p[1] == fm_tcache_key)) {
+        if (listed(tc, c, p))
+            double_free(tc, how, caller, ptr);
+        fm_owned_leave(&tc->own, how);
+        fm_tcache_free_marked(tc, ptr, caller); /* the depot, then the list again */
+        return;
+    }
     link_in(tc, c, p);
     tc->frees++;
     fm_owned_leave(&tc->own, how);
@@ -288,6 +412,8 @@ void fm_tcache_free_marked(struct fm_tcache *tc, void *ptr, const char *caller)
 {
     size_t c = bsize(from_ptr(ptr)) >> 4;
     void **p = ptr;
+    if (fm_unlikely(depot_has(tc->heap, c, ptr)))
+        fm_die("%s(%p): double free: the block was already freed", caller, ptr);
     int how = fm_owned_enter(&tc->own);
     if (fm_unlikely(listed(tc, c, p)))
         double_free(tc, how, caller, ptr);
@@ -349,6 +475,8 @@ bool fm_tcache_push(struct fm_heap *h, void *ptr, size_t usable)
      * pool_classify decides below. */
     size_t c = (usable + 8) >> 4;
     void **p = ptr;
+    if (fm_unlikely(p[1] == fm_tcache_key) && pool_classify(tc->pool, ptr) == 0 && depot_has(h, c, ptr))
+        double_free(tc, 0, "free", ptr);
     int how = fm_owned_enter(&tc->own);
     /* Full: the caller frees it to the engine, which checks it there, once. */
     if (tc->count[c] >= LIMIT || pool_classify(tc->pool, ptr) != 0) {
@@ -393,10 +521,10 @@ int fm_tcache_push_flush(struct fm_heap *h, void *ptr, size_t usable)
         return 0;
     size_t c = (usable + 8) >> 4;
     void **p = ptr;
-    void *out[BATCH];
+    void **q = NULL; /* the batch cut off, oldest last */
     size_t n = 0;
     int how = fm_owned_enter(&tc->own);
-    if (fm_unlikely(listed(tc, c, p))) {
+    if (fm_unlikely(listed(tc, c, p) || (p[1] == fm_tcache_key && depot_has(h, c, p)))) {
         fm_owned_leave(&tc->own, how);
         return -1;
     }
@@ -406,13 +534,9 @@ int fm_tcache_push_flush(struct fm_heap *h, void *ptr, size_t usable)
         void **link = &tc->head[c];
         for (size_t k = 0; k < LIMIT - BATCH; k++)
             link = *link;
-        void **q = *link;
+        q = *link;
         *link = NULL;
         n = (size_t)tc->count[c] - (LIMIT - BATCH);
-        /* Oldest last in the list: filled from the end, out holds a run of blocks
-         * freed in address order already sorted, and the sort below is one pass. */
-        for (size_t k = n; k > 0; q = *q)
-            out[--k] = q;
         tc->count[c] = LIMIT - BATCH;
         tc->given_back += n;
     }
@@ -420,7 +544,15 @@ int fm_tcache_push_flush(struct fm_heap *h, void *ptr, size_t usable)
     tc->frees++;
     fm_owned_leave(&tc->own, how);
     /* The blocks cut off are no cache's now, and the heap's lock keeps them from
-     * being missed (flush_all, the statistics) until they are back in the engine. */
+     * being missed (flush_all, the statistics) until they are in the depot or back in
+     * the engine. */
+    if (n == 0 || depot_put(h, c, q, n))
+        return 1;
+    /* Oldest last in the list: filled from the end, out holds a run of blocks freed
+     * in address order already sorted, and the sort below is one pass. */
+    void *out[BATCH];
+    for (size_t k = n; k > 0; q = *q)
+        out[--k] = q;
     for (size_t i = 1; i < n; i++) {
         void *b = out[i];
         size_t j = i;
@@ -430,6 +562,73 @@ int fm_tcache_push_flush(struct fm_heap *h, void *ptr, size_t usable)
     }
     for (size_t i = 0; i < n; i++)
         fm_heap_release_cached(h, out[i]);
+    return 1;
+}
+
+void *fm_tcache_restock(struct fm_heap *h, size_t size, bool zero)
+{
+    struct fm_tcache *tc = fm_tcache_mine;
+    size_t c = fm_block_stride(size) >> 4;
+    void **p = NULL;
+    int how = fm_owned_enter(&tc->own);
+    /* Taken inside the cache, so that no flush or statistics can miss the batch. */
+    void **q = tc->head[c] == NULL ? depot_take(h, c) : NULL;
+    while (q) {
+        void **next = *q;
+        link_in(tc, c, q); /* the list was empty: a batch fits */
+        tc->stocked++;
+        q = next;
+    }
+    p = tc->head[c];
+    if (p) {
+        tc->head[c] = p[0];
+        tc->count[c]--;
+        if (zero)
+            tc->callocs++;
+    }
+    fm_owned_leave(&tc->own, how);
+    if (p) {
+        p[1] = NULL; /* no longer marked cached */
+        if (zero)
+            memset(p, 0, size);
+    }
+    return p;
+}
+
+int fm_tcache_flush_to_depot(struct fm_heap *h, void *ptr, size_t usable)
+{
+    struct fm_tcache *tc = fm_tcache_mine;
+    if (tc == NULL || tc->heap != h || h->depot == NULL)
+        return 0;
+    /* Without the heap's lock, the check can only take a valid block for an invalid
+     * one (another thread changing its neighbours): then the locked path decides. */
+    if (pool_classify(tc->pool, ptr) != 0)
+        return 0;
+    size_t c = (usable + 8) >> 4;
+    void **p = ptr;
+    int how = fm_owned_enter(&tc->own);
+    if (fm_unlikely(listed(tc, c, p) || (p[1] == fm_tcache_key && depot_has(h, c, p)))) {
+        fm_owned_leave(&tc->own, how);
+        return -1;
+    }
+    if (tc->count[c] >= LIMIT) {
+        void **link = &tc->head[c];
+        for (size_t k = 0; k < LIMIT - BATCH; k++)
+            link = *link;
+        void **q = *link;
+        size_t n = (size_t)tc->count[c] - (LIMIT - BATCH);
+        *link = NULL;
+        if (!depot_put(h, c, q, n)) {
+            *link = q; /* the depot is full: the engine, under the heap's lock */
+            fm_owned_leave(&tc->own, how);
+            return 0;
+        }
+        tc->count[c] = LIMIT - BATCH;
+        tc->given_back += n;
+    }
+    link_in(tc, c, p);
+    tc->frees++;
+    fm_owned_leave(&tc->own, how);
     return 1;
 }
 
@@ -462,6 +661,7 @@ bool fm_tcache_flush_all(struct fm_heap *h)
         drain(h, tc);
     }
     yield_all(h);
+    any = depot_drain(h) || any;
     fm_lock_release(&h->tc_registry_lock, false);
     return any;
 }
@@ -481,6 +681,10 @@ void fm_tcache_totals(struct fm_heap *h, struct fm_tcache_totals *t)
         t->frees += tc->frees;
     }
     yield_all(h);
+    uint64_t blocks, bytes;
+    depot_held(h, &blocks, &bytes);
+    t->bytes += bytes;
+    t->blocks += blocks;
     fm_lock_release(&h->tc_registry_lock, false);
 }
 

@@ -54,6 +54,10 @@ static inline size_t fm_tcache_large_round(size_t s)
 #ifndef FM_TCACHE_BATCH
 #define FM_TCACHE_BATCH (FM_TCACHE_LIMIT / 4)
 #endif
+/* The depot between threads' caches (tcache.c): batches of a stride it holds, and
+ * bytes in all. */
+#define FM_TCACHE_DEPOT_SLOTS 8
+#define FM_TCACHE_DEPOT_BYTES ((size_t)2 * 1024 * 1024)
 
 /* The lists come first: they and the fields the fast paths read share the first
  * cache lines.  The cache counts only what it must count per call (a free, a calloc);
@@ -218,6 +222,20 @@ void fm_tcache_stock(struct fm_heap *h, void **blk, size_t n) FM_HIDDEN;
  * caller frees it to the engine, which checks it); -1 if p is in the cache already
  * (a double free: the caller reports it). */
 int fm_tcache_push_flush(struct fm_heap *h, void *p, size_t usable) FM_HIDDEN;
+
+/* In a thread whose cache is for h, after a miss: a block of at least size usable
+ * bytes (zeroed for size bytes if zero) from a batch another thread left in the depot,
+ * the rest of the batch kept in this thread's cache; NULL if the depot has none of the
+ * stride.  Takes no heap lock. */
+void *fm_tcache_restock(struct fm_heap *h, size_t size, bool zero) FM_HIDDEN;
+
+/* Free block p, whose size word says it has usable bytes (24 to
+ * FM_TCACHE_MAX_USABLE), into this thread's cache without the heap's lock, giving the
+ * oldest FM_TCACHE_BATCH blocks of a full list to the depot.  1 if done; 0 if the
+ * heap's lock is needed (no cache, the check failed, the depot is full: the caller
+ * goes on to fm_tcache_push_flush under it); -1 if p is cached already (a double
+ * free). */
+int fm_tcache_flush_to_depot(struct fm_heap *h, void *p, size_t usable) FM_HIDDEN;
 
 /* With the heap's lock held: every cache back to the engine; true if any held a block. */
 bool fm_tcache_flush_all(struct fm_heap *h) FM_HIDDEN;

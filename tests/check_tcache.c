@@ -156,7 +156,9 @@ START_TEST(miss_takes_a_batch)
 END_TEST
 
 /* A free that finds its list full gives the oldest BATCH blocks back under one lock
- * and keeps the block freed; the counts stay right throughout. */
+ * and keeps the block freed: to the depot, where they are still cached, until it holds
+ * FM_TCACHE_DEPOT_SLOTS batches of the size, then to the engine; the counts stay
+ * right throughout. */
 START_TEST(full_list_gives_back_a_batch)
 {
     open_heap(_i, 64 * MiB);
@@ -171,9 +173,14 @@ START_TEST(full_list_gives_back_a_batch)
     for (int k = 0; k < N; k++) {
         fm_heap_free(&heap, p[k], "test");
         st = stats();
-        uint64_t held = (uint64_t)k + 1;
-        if (held > FM_TCACHE_LIMIT)
+        uint64_t held = (uint64_t)k + 1, flushes = 0;
+        if (held > FM_TCACHE_LIMIT) {
+            flushes = 1 + (held - FM_TCACHE_LIMIT - 1) / FM_TCACHE_BATCH;
             held = FM_TCACHE_LIMIT - FM_TCACHE_BATCH + 1 + (held - FM_TCACHE_LIMIT - 1) % FM_TCACHE_BATCH;
+        }
+        if (flushes > FM_TCACHE_DEPOT_SLOTS)
+            flushes = FM_TCACHE_DEPOT_SLOTS;
+        held += flushes * FM_TCACHE_BATCH; /* in the depot */
         TU_REQUIRE(st.cached == held * 40, "after %d frees: cached %llu", k + 1,
                    (unsigned long long)st.cached);
         TU_REQUIRE(st.live_blocks == (uint64_t)(N - k - 1), "after %d frees: live %llu", k + 1,
@@ -190,6 +197,79 @@ START_TEST(full_list_gives_back_a_batch)
     ck_assert_uint_eq(st.live_blocks, 1);
     assert_sound();
     companion_stop();
+}
+END_TEST
+
+/* The depot: a thread that frees more than its list holds leaves a batch there, and
+ * another thread whose list is empty takes that batch before it asks the engine. */
+enum { GIVEN = FM_TCACHE_LIMIT + FM_TCACHE_BATCH };
+static void *given[GIVEN];
+
+static void *free_more_than_a_list(void *arg)
+{
+    (void)arg;
+    for (int k = 0; k < GIVEN; k++)
+        fm_heap_free(&heap, given[k], "test"); /* the BATCH oldest go to the depot */
+    return NULL;
+}
+
+/* given[] allocated here and freed by another thread, which exits: its list goes back
+ * to the engine, its first batch stays in the depot. */
+static void leave_a_batch_in_the_depot(void)
+{
+    for (int k = 0; k < GIVEN; k++) {
+        given[k] = fm_heap_malloc(&heap, 200);
+        ck_assert_ptr_nonnull(given[k]);
+    }
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, free_more_than_a_list, NULL), 0);
+    pthread_join(t, NULL);
+}
+
+START_TEST(depot_passes_batches_between_threads)
+{
+    open_heap(_i, 64 * MiB);
+    companion_start();
+    fm_heap_free(&heap, fm_heap_malloc(&heap, 16), "test"); /* this thread's cache */
+    leave_a_batch_in_the_depot();
+    struct fastmem_stats st = stats();
+    ck_assert_uint_eq(st.cached, 24 + FM_TCACHE_BATCH * 200);
+    ck_assert_uint_eq(st.live_blocks, 0);
+    uint64_t pool_used = st.pool_used;
+    /* BATCH mallocs: the batch's blocks, the oldest freed, none from the engine. */
+    for (int k = 0; k < FM_TCACHE_BATCH; k++) {
+        char *p = fm_heap_malloc(&heap, 190);
+        bool known = false;
+        for (int i = 0; i < FM_TCACHE_BATCH; i++)
+            known = known || p == given[i];
+        TU_REQUIRE(known, "malloc %d: %p is not from the batch", k, (void *)p);
+        memset(p, 0x3c, 190);
+    }
+    st = stats();
+    ck_assert_uint_eq(st.pool_used, pool_used);
+    ck_assert_uint_eq(st.live_blocks, FM_TCACHE_BATCH);
+    ck_assert_uint_eq(st.cached, 24);
+    ck_assert_uint_eq(st.calls_malloc, GIVEN + 1 + FM_TCACHE_BATCH);
+    ck_assert_uint_eq(st.calls_free, GIVEN + 1);
+    for (int i = 0; i < FM_TCACHE_BATCH; i++)
+        fm_heap_free(&heap, given[i], "test");
+    /* A flush of every cache empties the depot too. */
+    leave_a_batch_in_the_depot();
+    ck_assert_uint_gt(stats().cached, 0);
+    fm_heap_trim(&heap);
+    ck_assert_uint_eq(stats().cached, 0);
+    assert_sound();
+    companion_stop();
+}
+END_TEST
+
+/* A block in the depot is still free: freeing it again aborts. */
+START_TEST(double_free_of_depot_block_aborts)
+{
+    open_heap(_i, 64 * MiB);
+    companion_start();
+    leave_a_batch_in_the_depot();
+    fm_heap_free(&heap, given[0], "free");
 }
 END_TEST
 
@@ -560,6 +640,8 @@ static Suite *tcache_suite(void)
     tcase_add_loop_test(tc, full_list_gives_back_a_batch, 0, n);
     tcase_add_loop_test_raise_signal(tc, double_free_of_cached_block_aborts, SIGABRT, 0, n);
     tcase_add_loop_test_raise_signal(tc, double_free_into_full_list_aborts, SIGABRT, 0, n);
+    tcase_add_loop_test(tc, depot_passes_batches_between_threads, 0, n);
+    tcase_add_loop_test_raise_signal(tc, double_free_of_depot_block_aborts, SIGABRT, 0, n);
     tcase_add_loop_test(tc, large_blocks_reused_without_the_engine, 0, n);
     tcase_add_loop_test(tc, large_blocks_bounded, 0, n);
     tcase_add_loop_test_raise_signal(tc, double_free_of_cached_large_block_aborts, SIGABRT, 0, n);
