@@ -221,6 +221,31 @@ static void depot_held(struct fm_heap *h, uint64_t *blocks, uint64_t *bytes)
     fm_lock_release_if(&d->lock, held);
 }
 
+/* In tc's critical section: whether p, of stride class c, is cached already, in tc's
+ * list or in the depot (a double free). */
+static inline bool cached_already(struct fm_heap *h, const struct fm_tcache *tc, size_t c, void **p)
+{
+    return listed(tc, c, p) || (p[1] == fm_tcache_key && depot_has(h, c, p));
+}
+
+/* In tc's critical section, its list c full: cut off the BATCH oldest blocks and
+ * return them (a list, oldest last; *n of them); *where is the link they hung from,
+ * to hang them back.  Each block's first word is its link, so the link to follow is
+ * the block itself. */
+static void **cut_oldest(struct fm_tcache *tc, size_t c, void ***where, size_t *n)
+{
+    void **link = (void **)&tc->head[c];
+    for (size_t k = 0; k < LIMIT - BATCH; k++)
+        link = *link;
+    void **q = *link;
+    *link = NULL;
+    *where = link;
+    *n = (size_t)tc->count[c] - (LIMIT - BATCH);
+    tc->count[c] = LIMIT - BATCH;
+    tc->given_back += *n;
+    return q;
+}
+
 /* Give every block tc holds back to the engine.  Heap lock held, and tc seized (or
  * out of the registry). */
 static void drain(struct fm_heap *h, struct fm_tcache *tc)
@@ -524,21 +549,13 @@ int fm_tcache_push_flush(struct fm_heap *h, void *ptr, size_t usable)
     void **q = NULL; /* the batch cut off, oldest last */
     size_t n = 0;
     int how = fm_owned_enter(&tc->own);
-    if (fm_unlikely(listed(tc, c, p) || (p[1] == fm_tcache_key && depot_has(h, c, p)))) {
+    if (fm_unlikely(cached_already(h, tc, c, p))) {
         fm_owned_leave(&tc->own, how);
         return -1;
     }
     if (tc->count[c] >= LIMIT) {
-        /* Cut the list after its LIMIT - BATCH newest blocks.  Each block's first
-         * word is its link, so the link to follow is the block itself. */
-        void **link = &tc->head[c];
-        for (size_t k = 0; k < LIMIT - BATCH; k++)
-            link = *link;
-        q = *link;
-        *link = NULL;
-        n = (size_t)tc->count[c] - (LIMIT - BATCH);
-        tc->count[c] = LIMIT - BATCH;
-        tc->given_back += n;
+        void **where;
+        q = cut_oldest(tc, c, &where, &n);
     }
     link_in(tc, c, p);
     tc->frees++;
@@ -607,24 +624,23 @@ int fm_tcache_flush_to_depot(struct fm_heap *h, void *ptr, size_t usable)
     size_t c = (usable + 8) >> 4;
     void **p = ptr;
     int how = fm_owned_enter(&tc->own);
-    if (fm_unlikely(listed(tc, c, p) || (p[1] == fm_tcache_key && depot_has(h, c, p)))) {
+    if (fm_unlikely(cached_already(h, tc, c, p))) {
         fm_owned_leave(&tc->own, how);
         return -1;
     }
     if (tc->count[c] >= LIMIT) {
-        void **link = &tc->head[c];
-        for (size_t k = 0; k < LIMIT - BATCH; k++)
-            link = *link;
-        void **q = *link;
-        size_t n = (size_t)tc->count[c] - (LIMIT - BATCH);
-        *link = NULL;
+        void **where;
+        size_t n;
+        void **q = cut_oldest(tc, c, &where, &n);
         if (!depot_put(h, c, q, n)) {
-            *link = q; /* the depot is full: the engine, under the heap's lock */
+            /* the depot is full: hang them back; the engine takes them, under the
+             * heap's lock (fm_tcache_push_flush) */
+            *where = q;
+            tc->count[c] = (uint8_t)(tc->count[c] + n);
+            tc->given_back -= n;
             fm_owned_leave(&tc->own, how);
             return 0;
         }
-        tc->count[c] = LIMIT - BATCH;
-        tc->given_back += n;
     }
     link_in(tc, c, p);
     tc->frees++;
