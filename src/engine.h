@@ -57,6 +57,12 @@ struct fm_engine {
     /* A block of at least size usable bytes, or NULL. */
     void *(*malloc)(void *eng, size_t size);
 
+    /* Up to want blocks of at least size usable bytes into out[], lowest address
+     * first within each run carved, as many successive malloc(size) calls would hand
+     * them out; returns how many (0 if none fits).  Optional (NULL): the thread
+     * caches' refill (heap.c) then takes one block at a time. */
+    size_t (*malloc_batch)(void *eng, size_t size, void **out, size_t want);
+
     /* A block of at least size usable bytes whose address is a multiple of align (a
      * power of two above 16 and at most FM_MAX_ALIGN), or NULL. */
     void *(*memalign)(void *eng, size_t align, size_t size);

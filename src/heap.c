@@ -193,11 +193,20 @@ FM_NOINLINE static void populate_ahead(struct fm_heap *h, char *start, char *end
     h->populated = hi;
 }
 
+/* The usable size of block p, just handed out by the engine: a pool engine's is in
+ * its size word (pool.h), read without the indirect call. */
+static inline uint64_t usable_of(const struct fm_heap *h, void *p)
+{
+    if (fm_likely(h->engine->pool_layout))
+        return bsize(from_ptr(p)) - OVERHEAD;
+    return h->engine->usable_size(h->eng, p);
+}
+
 /* Count block p, just handed out by the engine, as live, and populate ahead of it.
  * Called with the lock held. */
 static inline void handed_out(struct fm_heap *h, void *p)
 {
-    uint64_t u = h->engine->usable_size(h->eng, p);
+    uint64_t u = usable_of(h, p);
     if (h->populate && (char *)p + u > h->populated && u <= POPULATE_SMALL)
         populate_ahead(h, p, (char *)p + u);
     h->c.live_blocks++;
@@ -271,20 +280,63 @@ static void *alloc(struct fm_heap *h, size_t align, size_t size, uint64_t *count
     return p;
 }
 
+/* The refill while the process has one thread.  The lock is elided then, so a batch
+ * saves no lock round trip, but a miss still pays the whole way in (the calls, the
+ * checks, the counters) and an index search per block, and a program that allocates
+ * more than it frees misses on every call.  So a miss takes FM_TCACHE_BATCH blocks of
+ * the size in one engine visit (malloc_batch, which cuts a free block into as many
+ * as it holds), hands out the first and stocks this thread's cache with the rest,
+ * lowest address first.  Like stock_cache it takes only what the pool has: when the
+ * pool has no block of the size, the one block comes from alloc_locked, which grows
+ * the pool or, at the cap, flushes the caches before giving up.  So the cap stays
+ * exact: stocked blocks count as live until they are handed out, and go back to the
+ * engine before any ENOMEM.  Caches are only in front of the private heap, which is
+ * never shared, so never damaged. */
+FM_NOINLINE static void *alloc_refill(struct fm_heap *h, size_t size, uint64_t *count)
+{
+    bool held = lock(h); /* a second thread may have started since the caller looked */
+    (*count)++;
+    void *blk[FM_TCACHE_BATCH];
+    size_t n = h->engine->malloc_batch(h->eng, size, blk, FM_TCACHE_BATCH);
+    void *p;
+    if (fm_likely(n > 0)) {
+        for (size_t i = 0; i < n; i++)
+            handed_out(h, blk[i]);
+        p = blk[0];
+        if (n > 1)
+            fm_tcache_stock(h, blk + 1, n - 1);
+    } else {
+        p = size <= h->cap ? alloc_locked(h, FM_ALIGN, size) : NULL;
+        if (fm_unlikely(p == NULL))
+            h->c.failed_cap++;
+    }
+    unlock(h, held);
+    if (fm_unlikely(p == NULL))
+        errno = ENOMEM;
+    return p;
+}
+
 /* malloc and calloc after this thread's cache had no block of the size (or there is
- * no cache): from the engine, stocking the cache while threaded (batches save lock
- * round trips only when the lock is taken). */
+ * no cache): a batch from the engine, the rest into the cache (alloc_refill while
+ * single-threaded, stock_cache under the lock). */
 static inline void *alloc_small(struct fm_heap *h, size_t size, bool zero, uint64_t *count)
 {
-    bool stock = h->caches && size <= FM_TCACHE_MAX_USABLE && fm_tcache_is_mine(h) &&
-                 !fm_lock_elided();
-    if (stock) {
-        /* another thread's batch, kept in the depot, before the engine (tcache.c) */
-        void *q = fm_tcache_restock(h, size, zero);
-        if (q)
-            return q;
+    void *p;
+    if (h->caches && size <= FM_TCACHE_MAX_USABLE && fm_lock_elided() &&
+        h->engine->malloc_batch != NULL && (fm_tcache_is_mine(h) || fm_tcache_make(h))) {
+        p = alloc_refill(h, size, count);
+    } else {
+        /* threaded: a thread that only allocates gets its cache here, for batches */
+        bool stock = h->caches && size <= FM_TCACHE_MAX_USABLE && !fm_lock_elided() &&
+                     (fm_tcache_is_mine(h) || fm_tcache_make(h));
+        if (stock) {
+            /* another thread's batch, kept in the depot, before the engine (tcache.c) */
+            void *q = fm_tcache_restock(h, size, zero);
+            if (q)
+                return q;
+        }
+        p = alloc(h, FM_ALIGN, size, count, stock);
     }
-    void *p = alloc(h, FM_ALIGN, size, count, stock);
     if (p && zero)
         memset(p, 0, size);
     return p;
@@ -642,7 +694,7 @@ void *fm_heap_alloc_internal(struct fm_heap *h, size_t size)
     void *p = alloc_locked(h, FM_ALIGN, size);
     if (p) {
         h->c.live_blocks--;
-        h->c.in_use -= h->engine->usable_size(h->eng, p);
+        h->c.in_use -= usable_of(h, p);
     }
     unlock(h, held);
     return p;

@@ -360,6 +360,11 @@ static struct fm_tcache *cache(struct fm_heap *h)
     return tc;
 }
 
+bool fm_tcache_make(struct fm_heap *h)
+{
+    return cache(h) != NULL;
+}
+
 void fm_tcache_retire_unlisted(struct fm_heap *h, void *tc)
 {
     h->engine->free(h->eng, tc);

@@ -185,6 +185,10 @@ static inline bool fm_tcache_is_mine(const struct fm_heap *h)
     return tc != NULL && tc->heap == h;
 }
 
+/* Whether this thread has a cache for h, making it if the thread has none yet (and
+ * may have one).  Without the heap's lock: making one takes it. */
+bool fm_tcache_make(struct fm_heap *h) FM_HIDDEN;
+
 /* Whether this thread's list for blocks of this usable size is full (a guess, as
  * above: then the free goes to fm_tcache_push_flush). */
 static inline bool fm_tcache_may_be_full(const struct fm_heap *h, size_t usable)

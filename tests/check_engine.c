@@ -653,6 +653,85 @@ START_TEST(engine_split_rule)
 }
 END_TEST
 
+static void note_release(void *arg, void *start, size_t len)
+{
+    (void)start;
+    *(size_t *)arg += len;
+}
+
+/* malloc_batch hands out what as many successive mallocs would, at the same places:
+ * holes first, a hole of several strides cut into several blocks, the split rule on
+ * the last; a pool with fewer blocks left gives what it has; a block whose pages went
+ * back to the kernel is cut up with its waiting grains accounted for. */
+START_TEST(engine_malloc_batch_as_successive_mallocs)
+{
+    APPLIES_ONLY_IF(frees_at_once(_i));
+    const struct fm_engine *e = fm_engines[_i];
+    ck_assert_ptr_nonnull(e->malloc_batch);
+    static alignas(16) unsigned char buf[2][1 << 20];
+    void *eng[2];
+    char *base[2];
+    for (int k = 0; k < 2; k++) {
+        eng[k] = e->create(buf[k], sizeof buf[k]);
+        ck_assert_ptr_nonnull(eng[k]);
+        base[k] = (char *)buf[k];
+    }
+    /* the same holes in both: single blocks, a run of three, a run of 3.5 strides */
+    enum { N = 60 };
+    for (int k = 0; k < 2; k++) {
+        void *p[N];
+        for (int i = 0; i < N; i++)
+            p[i] = e->malloc(eng[k], 100);
+        for (int i = 0; i < N; i += 7)
+            e->free(eng[k], p[i]);
+        e->free(eng[k], p[30]);
+        e->free(eng[k], p[31]);
+        e->free(eng[k], p[32]);
+    }
+    static const size_t sizes[] = {100, 100, 40, 100, 1000, 300};
+    for (size_t r = 0; r < sizeof sizes / sizeof sizes[0]; r++) {
+        void *out[8];
+        size_t got = e->malloc_batch(eng[0], sizes[r], out, 8);
+        ck_assert_uint_eq(got, 8);
+        for (size_t i = 0; i < got; i++) {
+            char *q = e->malloc(eng[1], sizes[r]);
+            TU_REQUIRE((char *)out[i] - base[0] == q - base[1], "round %zu block %zu: offset %td, not %td",
+                       r, i, (char *)out[i] - base[0], q - base[1]);
+            ck_assert_uint_eq(e->usable_size(eng[0], out[i]), e->usable_size(eng[1], q));
+            memset(out[i], 0xa5, sizes[r]);
+        }
+        ck_assert_ptr_null(e->check(eng[0]));
+    }
+    /* the pool runs dry mid-batch: what there is, then nothing */
+    for (;;) {
+        void *out[8];
+        size_t got = e->malloc_batch(eng[0], 4000, out, 8);
+        ck_assert_uint_le(got, 8);
+        ck_assert_ptr_null(e->check(eng[0]));
+        if (got < 8) {
+            ck_assert_uint_eq(e->malloc_batch(eng[0], 4000, out, 8), 0);
+            break;
+        }
+    }
+    /* released space: a large free block whose grains went back is cut up */
+    void *eng2 = e->create(buf[0], sizeof buf[0]);
+    size_t released = 0;
+    e->set_release(eng2, 128 * 1024, 0, 4096, note_release, &released);
+    void *big = e->malloc(eng2, 600 * 1024);
+    void *guard = e->malloc(eng2, 16);
+    ck_assert(big && guard);
+    e->free(eng2, big);
+    ck_assert_uint_gt(released, 0);
+    for (int r = 0; r < 200; r++) {
+        void *out[8];
+        ck_assert_uint_eq(e->malloc_batch(eng2, 600, out, 8), 8);
+        for (int i = 0; i < 8; i++)
+            memset(out[i], 0x5a, 600);
+        ck_assert_ptr_null(e->check(eng2));
+    }
+}
+END_TEST
+
 /* Many same-size blocks freed in order and in reverse, the case that stalled
  * Kamailio's sorted free lists: every one is freed and the pool is whole again. */
 START_TEST(engine_many_same_size_frees)
@@ -1204,6 +1283,7 @@ static Suite *engine_suite(void)
     tcase_add_loop_test(tc, populate_ahead_of_small_blocks, 0, n);
     tcase_add_loop_test(tc, engine_split_rule, 0, n);
     tcase_add_loop_test(tc, engine_many_same_size_frees, 0, n);
+    tcase_add_loop_test(tc, engine_malloc_batch_as_successive_mallocs, 0, n);
     tcase_add_loop_test(tc, heap_foreign_pointer, 0, n);
     tcase_add_loop_test_raise_signal(tc, heap_double_free_aborts, SIGABRT, 0, n);
     /* sys is last, the pool engines before it */

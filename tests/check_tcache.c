@@ -58,11 +58,14 @@ START_TEST(reuse_without_the_engine)
     strcpy(p, "x");
     struct fastmem_stats st = stats();
     ck_assert_uint_eq(st.live_blocks, 1);
+    /* the miss stocked the cache (single_threaded_miss_takes_a_batch) */
+    const uint64_t stocked = (FM_TCACHE_BATCH - 1) * 104;
+    ck_assert_uint_eq(st.cached, stocked);
     ck_assert_int_eq(fm_heap_free(&heap, p, "test"), FM_FREED);
     st = stats();
     ck_assert_uint_eq(st.live_blocks, 0);
     ck_assert_uint_eq(st.in_use, 0);
-    ck_assert_uint_eq(st.cached, 104);
+    ck_assert_uint_eq(st.cached, stocked + 104);
     ck_assert_uint_eq(st.calls_free, 1);
     char *q = fm_heap_malloc(&heap, 97); /* same stride: the cached block */
     ck_assert_ptr_eq(q, p);
@@ -77,11 +80,11 @@ START_TEST(reuse_without_the_engine)
     ck_assert_uint_eq(st.calls_calloc, 2);
     ck_assert_uint_eq(st.calls_free, 2);
     ck_assert_uint_eq(st.live_blocks, 2);
-    ck_assert_uint_eq(st.cached, 0);
+    ck_assert_uint_eq(st.cached, stocked - 104);
     /* Blocks above FM_TCACHE_LARGE_MAX bypass the cache. */
     void *big = fm_heap_malloc(&heap, FM_TCACHE_LARGE_MAX + 1000);
     fm_heap_free(&heap, big, "test");
-    ck_assert_uint_eq(stats().cached, 0);
+    ck_assert_uint_eq(stats().cached, stocked - 104);
     /* malloc_trim empties the caches. */
     fm_heap_free(&heap, q, "test");
     fm_heap_free(&heap, z, "test");
@@ -151,13 +154,14 @@ static void leave_a_batch_in_the_depot(void)
 START_TEST(miss_takes_a_batch)
 {
     open_heap(_i, 64 * MiB);
-    companion_start();
     fm_heap_free(&heap, fm_heap_malloc(&heap, 500), "test"); /* this thread's cache */
-    ck_assert_uint_eq(stats().cached, 504);
+    fm_heap_trim(&heap);                                      /* empty */
+    companion_start();
+    ck_assert_uint_eq(stats().cached, 0);
     char *p = fm_heap_calloc(&heap, 100);
     ck_assert_ptr_nonnull(p);
     struct fastmem_stats st = stats();
-    ck_assert_uint_eq(st.cached, 504 + (FM_TCACHE_BATCH - 1) * 104);
+    ck_assert_uint_eq(st.cached, (FM_TCACHE_BATCH - 1) * 104);
     ck_assert_uint_eq(st.live_blocks, 1);
     ck_assert_uint_eq(st.in_use, 104);
     ck_assert_uint_eq(st.calls_calloc, 1);
@@ -171,11 +175,122 @@ START_TEST(miss_takes_a_batch)
         prev = q;
     }
     st = stats();
-    ck_assert_uint_eq(st.cached, 504);
+    ck_assert_uint_eq(st.cached, 0);
     ck_assert_uint_eq(st.live_blocks, FM_TCACHE_BATCH);
     ck_assert_uint_eq(st.calls_calloc, FM_TCACHE_BATCH);
     fm_heap_trim(&heap);
     ck_assert_uint_eq(stats().cached, 0);
+    assert_sound();
+    companion_stop();
+}
+END_TEST
+
+/* With one thread a miss takes a batch too, in one engine visit: the first block is
+ * handed out, the rest cached, lowest address first and contiguous (cut from one free
+ * block); the counts say so throughout, and every block is handed out once. */
+START_TEST(single_threaded_miss_takes_a_batch)
+{
+    open_heap(_i, 64 * MiB);
+    enum { ROUNDS = 5 };
+    char *p[ROUNDS * FM_TCACHE_BATCH];
+    for (int k = 0; k < ROUNDS * FM_TCACHE_BATCH; k++) {
+        p[k] = fm_heap_malloc(&heap, 200);
+        ck_assert_ptr_nonnull(p[k]);
+        memset(p[k], k, 200);
+        struct fastmem_stats st = stats();
+        uint64_t held = (uint64_t)(FM_TCACHE_BATCH - 1 - k % FM_TCACHE_BATCH);
+        TU_REQUIRE(st.cached == held * 200, "after %d mallocs: cached %llu", k + 1,
+                   (unsigned long long)st.cached);
+        ck_assert_uint_eq(st.live_blocks, (uint64_t)k + 1);
+        ck_assert_uint_eq(st.in_use, ((uint64_t)k + 1) * 200);
+        ck_assert_uint_eq(st.calls_malloc, (uint64_t)k + 1);
+        if (k % FM_TCACHE_BATCH != 0) /* handed out from the cache, in address order */
+            TU_REQUIRE(p[k] == p[k - 1] + 208, "block %d at %p after %p", k, (void *)p[k],
+                       (void *)p[k - 1]);
+    }
+    for (int k = 0; k < ROUNDS * FM_TCACHE_BATCH; k++)
+        for (int i = 0; i < 200; i++)
+            TU_REQUIRE((unsigned char)p[k][i] == (unsigned char)k, "block %d byte %d", k, i);
+    assert_sound();
+    /* A batch takes free blocks the pool has before new space: freed blocks of the
+     * size come back (the cache full, the rest went to the engine). */
+    for (int k = 0; k < ROUNDS * FM_TCACHE_BATCH; k++)
+        fm_heap_free(&heap, p[k], "test");
+    fm_heap_trim(&heap);
+    struct fastmem_stats st = stats();
+    ck_assert_uint_eq(st.live_blocks, 0);
+    ck_assert_uint_eq(st.cached, 0);
+    char *q = fm_heap_calloc(&heap, 200);
+    ck_assert_ptr_nonnull(q);
+    for (int i = 0; i < 200; i++)
+        TU_REQUIRE(q[i] == 0, "byte %d", i);
+    st = stats();
+    ck_assert_uint_eq(st.cached, (FM_TCACHE_BATCH - 1) * 200);
+    ck_assert_uint_eq(st.calls_calloc, 1);
+    fm_heap_free(&heap, q, "test");
+    fm_heap_trim(&heap);
+    ck_assert_uint_eq(stats().cached, 0);
+    assert_sound();
+}
+END_TEST
+
+/* The cap stays exact with one thread whose refills stock its cache: blocks of every
+ * size are handed out until the cap, and those stocked go back before ENOMEM, so the
+ * last request that fits is served, whichever size filled the cache. */
+START_TEST(single_threaded_refill_keeps_cap_exact)
+{
+    const size_t cap = 2 * MiB;
+    open_heap(_i, cap);
+    enum { MAXN = 100000 };
+    static void *p[MAXN];
+    size_t n = 0;
+    /* alternate sizes: each miss stocks its size's list, then the other's runs dry */
+    while (n < MAXN && (p[n] = fm_heap_malloc(&heap, n % 2 ? 1000 : 24)) != NULL)
+        n++;
+    ck_assert_uint_lt(n, MAXN);
+    ck_assert_int_eq(errno, ENOMEM);
+    struct fastmem_stats st = stats();
+    ck_assert_uint_eq(st.cached, 0); /* flushed before refusing */
+    ck_assert_uint_eq(st.live_blocks, n);
+    /* every byte the cap allows went to live blocks, not the caches: what is left
+     * cannot hold the block refused */
+    ck_assert_uint_lt(st.free_bytes, 1024 + 1024 / 8 + 64);
+    assert_sound();
+    for (size_t k = 0; k < n; k++)
+        fm_heap_free(&heap, p[k], "test");
+    fm_heap_trim(&heap);
+    st = stats();
+    ck_assert_uint_eq(st.live_blocks, 0);
+    ck_assert_uint_eq(st.cached, 0);
+    assert_sound();
+}
+END_TEST
+
+/* A thread that only allocates (a producer) gets a cache at its first miss, so that
+ * its refills come in batches (from the depot, or the engine), not a block a lock. */
+static void *allocate_only(void *arg)
+{
+    struct fastmem_stats *st = arg;
+    void *first = fm_heap_malloc(&heap, 100);
+    fm_heap_stats(&heap, st);
+    return first;
+}
+
+START_TEST(allocating_thread_gets_a_cache)
+{
+    open_heap(_i, 64 * MiB);
+    companion_start();
+    pthread_t t;
+    struct fastmem_stats st;
+    ck_assert_int_eq(pthread_create(&t, NULL, allocate_only, &st), 0);
+    void *first;
+    pthread_join(t, &first);
+    ck_assert_ptr_nonnull(first);
+    /* one block handed out, the rest of its batch in the thread's cache then */
+    ck_assert_uint_eq(st.live_blocks, 1);
+    ck_assert_uint_eq(st.cached, (FM_TCACHE_BATCH - 1) * 104);
+    ck_assert_uint_eq(stats().cached, 0); /* it went back when the thread exited */
+    fm_heap_free(&heap, first, "test");
     assert_sound();
     companion_stop();
 }
@@ -191,7 +306,8 @@ START_TEST(full_list_gives_back_a_batch)
     enum { N = 4 * FM_TCACHE_LIMIT + 3 };
     void *p[N];
     for (int k = 0; k < N; k++)
-        p[k] = fm_heap_malloc(&heap, 40); /* no cache yet: one at a time */
+        p[k] = fm_heap_malloc(&heap, 40);
+    fm_heap_trim(&heap); /* what the single-threaded refills stocked */
     companion_start();
     struct fastmem_stats st = stats();
     ck_assert_uint_eq(st.live_blocks, N);
@@ -229,11 +345,12 @@ END_TEST
 START_TEST(depot_passes_batches_between_threads)
 {
     open_heap(_i, 64 * MiB);
-    companion_start();
     fm_heap_free(&heap, fm_heap_malloc(&heap, 16), "test"); /* this thread's cache */
+    fm_heap_trim(&heap);                                     /* empty */
+    companion_start();
     leave_a_batch_in_the_depot();
     struct fastmem_stats st = stats();
-    ck_assert_uint_eq(st.cached, 24 + FM_TCACHE_BATCH * 200);
+    ck_assert_uint_eq(st.cached, FM_TCACHE_BATCH * 200);
     ck_assert_uint_eq(st.live_blocks, 0);
     uint64_t pool_used = st.pool_used;
     /* BATCH mallocs: the batch's blocks, the oldest freed, none from the engine. */
@@ -248,7 +365,7 @@ START_TEST(depot_passes_batches_between_threads)
     st = stats();
     ck_assert_uint_eq(st.pool_used, pool_used);
     ck_assert_uint_eq(st.live_blocks, FM_TCACHE_BATCH);
-    ck_assert_uint_eq(st.cached, 24);
+    ck_assert_uint_eq(st.cached, 0);
     ck_assert_uint_eq(st.calls_malloc, GIVEN + 1 + FM_TCACHE_BATCH);
     ck_assert_uint_eq(st.calls_free, GIVEN + 1);
     for (int i = 0; i < FM_TCACHE_BATCH; i++)
@@ -638,10 +755,13 @@ static Suite *tcache_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, reuse_without_the_engine, 0, n);
     tcase_add_loop_test(tc, miss_takes_a_batch, 0, n);
+    tcase_add_loop_test(tc, single_threaded_miss_takes_a_batch, 0, n);
+    tcase_add_loop_test(tc, single_threaded_refill_keeps_cap_exact, 0, n);
     tcase_add_loop_test(tc, full_list_gives_back_a_batch, 0, n);
     tcase_add_loop_test_raise_signal(tc, double_free_of_cached_block_aborts, SIGABRT, 0, n);
     tcase_add_loop_test_raise_signal(tc, double_free_into_full_list_aborts, SIGABRT, 0, n);
     tcase_add_loop_test(tc, depot_passes_batches_between_threads, 0, n);
+    tcase_add_loop_test(tc, allocating_thread_gets_a_cache, 0, n);
     tcase_add_loop_test_raise_signal(tc, double_free_of_depot_block_aborts, SIGABRT, 0, n);
     tcase_add_loop_test(tc, large_blocks_reused_without_the_engine, 0, n);
     tcase_add_loop_test(tc, large_blocks_bounded, 0, n);
