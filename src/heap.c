@@ -245,8 +245,14 @@ FM_NOINLINE static void stock_cache(struct fm_heap *h, size_t size)
 {
     void *more[FM_TCACHE_BATCH];
     size_t n = 0;
-    while (n < FM_TCACHE_BATCH - 1 && (more[n] = h->engine->malloc(h->eng, size)) != NULL)
-        handed_out(h, more[n++]);
+    if (h->engine->malloc_batch != NULL) {
+        n = h->engine->malloc_batch(h->eng, size, more, FM_TCACHE_BATCH - 1);
+        for (size_t i = 0; i < n; i++)
+            handed_out(h, more[i]);
+    } else {
+        while (n < FM_TCACHE_BATCH - 1 && (more[n] = h->engine->malloc(h->eng, size)) != NULL)
+            handed_out(h, more[n++]);
+    }
     if (n > 0)
         fm_tcache_stock(h, more, n);
 }
