@@ -27,7 +27,7 @@ struct fm_heap;
 #define FM_TCACHE_LARGE_LIMIT 8
 #endif
 #ifndef FM_TCACHE_LARGE_BYTES
-#define FM_TCACHE_LARGE_BYTES ((size_t)1024 * 1024)
+#define FM_TCACHE_LARGE_BYTES ((size_t)4 * 1024 * 1024)
 #endif
 #define FM_TCACHE_NCLASS (FM_TCACHE_NSMALL + 6 * 16 + 1)
 
