@@ -709,14 +709,21 @@ void fm_tcache_totals(struct fm_heap *h, struct fm_tcache_totals *t)
     fm_lock_release(&h->tc_registry_lock, false);
 }
 
+/* Fork: every cache seized, and the depot's lock held, so that the child's copy of
+ * each is whole (a thread caught inside a depot operation would leave it half done,
+ * and its lock held for good once the child starts threads of its own). */
 void fm_tcache_prefork(struct fm_heap *h)
 {
     fm_lock_acquire(&h->tc_registry_lock, false);
     seize_all(h);
+    if (h->depot)
+        fm_lock_acquire(&h->depot->lock, false);
 }
 
 void fm_tcache_postfork_parent(struct fm_heap *h)
 {
+    if (h->depot)
+        fm_lock_release(&h->depot->lock, false);
     yield_all(h);
     fm_lock_release(&h->tc_registry_lock, false);
 }
@@ -726,6 +733,8 @@ void fm_tcache_postfork_parent(struct fm_heap *h)
 void fm_tcache_postfork_child(struct fm_heap *h)
 {
     fm_lock_init(&h->tc_registry_lock);
+    if (h->depot)
+        fm_lock_init(&h->depot->lock);
     struct fm_tcache *mine = fm_tcache_mine;
     struct fm_tcache *tc = h->tc_registry;
     h->tc_registry = NULL;

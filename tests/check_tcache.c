@@ -605,8 +605,10 @@ START_TEST(thread_exit_returns_its_cache)
 }
 END_TEST
 
-/* fork while other threads hold caches: the child's heap has none of theirs, and
- * can fill to the cap. */
+static void *churn(void *arg);
+
+/* fork while other threads hold caches: the child's heap has none of theirs, can run
+ * threads of its own, and can fill to the cap. */
 START_TEST(fork_while_threads_hold_caches)
 {
     const size_t cap = 8 * MiB;
@@ -620,6 +622,13 @@ START_TEST(fork_while_threads_hold_caches)
         struct fastmem_stats st = stats();
         if (st.cached != 0 || st.live_blocks != 0 || fm_heap_check(&heap) != NULL)
             _exit(1);
+        /* The child starts a thread of its own, whose batches pass through the depot
+         * (its lock was held across the fork, and is free in the child). */
+        pthread_t worker;
+        void *r = (void *)1;
+        if (pthread_create(&worker, NULL, churn, (void *)7) != 0 || pthread_join(worker, &r) != 0 ||
+            r != NULL)
+            _exit(3);
         size_t usable = 0;
         void *p;
         while ((p = fm_heap_malloc(&heap, 4000)) != NULL)
