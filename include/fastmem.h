@@ -44,7 +44,7 @@ extern "C" {
     X(foreign_frees,  N, "frees of pointers the heap never gave out, ignored")             \
     X(trimmed,        B, "given back to the kernel (malloc_trim; MEMRELEASE)")                    \
     X(recovered,      N, "times a process died holding a shared heap's lock, recovered")   \
-    X(cached,         B, "in small blocks freed into thread caches: free, still in the pool")
+    X(cached,         B, "in freed blocks the thread caches and their depot hold: free")
 
 struct fastmem_stats {
     char engine[16]; /* the engine's MEMMNG name, NUL-terminated */
