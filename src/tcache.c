@@ -541,51 +541,6 @@ void fm_tcache_stock(struct fm_heap *h, void **blk, size_t n)
     fm_owned_leave(&tc->own, how);
 }
 
-int fm_tcache_push_flush(struct fm_heap *h, void *ptr, size_t usable)
-{
-    struct fm_tcache *tc = fm_tcache_mine;
-    if (tc == NULL || tc->heap != h)
-        return 0;
-    /* The heap's lock is held, so the engine's answer here is final. */
-    if (pool_classify(tc->pool, ptr) != 0)
-        return 0;
-    size_t c = (usable + 8) >> 4;
-    void **p = ptr;
-    void **q = NULL; /* the batch cut off, oldest last */
-    size_t n = 0;
-    int how = fm_owned_enter(&tc->own);
-    if (fm_unlikely(cached_already(h, tc, c, p))) {
-        fm_owned_leave(&tc->own, how);
-        return -1;
-    }
-    if (tc->count[c] >= LIMIT) {
-        void **where;
-        q = cut_oldest(tc, c, &where, &n);
-    }
-    link_in(tc, c, p);
-    tc->frees++;
-    fm_owned_leave(&tc->own, how);
-    /* The blocks cut off are no cache's now, and the heap's lock keeps them from
-     * being missed (flush_all, the statistics) until they are in the depot or back in
-     * the engine. */
-    if (n == 0 || depot_put(h, c, q, n))
-        return 1;
-    /* Oldest last in the list: filled from the end, out holds a run of blocks freed
-     * in address order already sorted, and the sort below is one pass. */
-    void *out[BATCH];
-    for (size_t k = n; k > 0; q = *q)
-        out[--k] = q;
-    for (size_t i = 1; i < n; i++) {
-        void *b = out[i];
-        size_t j = i;
-        for (; j > 0 && (uintptr_t)out[j - 1] > (uintptr_t)b; j--)
-            out[j] = out[j - 1];
-        out[j] = b;
-    }
-    for (size_t i = 0; i < n; i++)
-        fm_heap_release_cached(h, out[i]);
-    return 1;
-}
 
 void *fm_tcache_restock(struct fm_heap *h, size_t size, bool zero)
 {
@@ -617,17 +572,37 @@ void *fm_tcache_restock(struct fm_heap *h, size_t size, bool zero)
     return p;
 }
 
-int fm_tcache_flush_to_depot(struct fm_heap *h, void *ptr, size_t usable)
+/* Heap lock held: n blocks cut off a list (linked, oldest last) back to the engine,
+ * lowest address first.  A block freed right after the block before it is joined to
+ * it with one size update (block.h), so blocks freed in address order must go back in
+ * that order; filled from the end, out holds such a run already sorted, and the sort
+ * below is one pass. */
+static void release_sorted(struct fm_heap *h, void **q, size_t n)
 {
-    struct fm_tcache *tc = fm_tcache_mine;
-    if (tc == NULL || tc->heap != h || h->depot == NULL)
-        return 0;
-    /* Without the heap's lock, the check can only take a valid block for an invalid
-     * one (another thread changing its neighbours): then the locked path decides. */
-    if (pool_classify(tc->pool, ptr) != 0)
-        return 0;
+    void *out[BATCH];
+    for (size_t k = n; k > 0; q = *q)
+        out[--k] = q;
+    for (size_t i = 1; i < n; i++) {
+        void *b = out[i];
+        size_t j = i;
+        for (; j > 0 && (uintptr_t)out[j - 1] > (uintptr_t)b; j--)
+            out[j] = out[j - 1];
+        out[j] = b;
+    }
+    for (size_t i = 0; i < n; i++)
+        fm_heap_release_cached(h, out[i]);
+}
+
+/* Live block p, of usable bytes, into tc's list.  A full list's BATCH oldest go to
+ * the depot, inside tc's critical section (so that no flush or statistics can miss
+ * them); if the depot is full, to the engine when the heap's lock is held (locked),
+ * else nothing is done.  1 if done; 0 if not (depot full, !locked); -1 if p is cached
+ * already (a double free). */
+static int push_giving_batch(struct fm_heap *h, struct fm_tcache *tc, void **p, size_t usable, bool locked)
+{
     size_t c = (usable + 8) >> 4;
-    void **p = ptr;
+    void **q = NULL; /* the batch for the engine */
+    size_t n = 0;
     int how = fm_owned_enter(&tc->own);
     if (fm_unlikely(cached_already(h, tc, c, p))) {
         fm_owned_leave(&tc->own, how);
@@ -635,12 +610,11 @@ int fm_tcache_flush_to_depot(struct fm_heap *h, void *ptr, size_t usable)
     }
     if (tc->count[c] >= LIMIT) {
         void **where;
-        size_t n;
-        void **q = cut_oldest(tc, c, &where, &n);
-        if (!depot_put(h, c, q, n)) {
-            /* the depot is full: hang them back; the engine takes them, under the
-             * heap's lock (fm_tcache_push_flush) */
-            *where = q;
+        q = cut_oldest(tc, c, &where, &n);
+        if (depot_put(h, c, q, n)) {
+            n = 0;
+        } else if (!locked) {
+            *where = q; /* hang them back: the engine takes them under the heap's lock */
             tc->count[c] = (uint8_t)(tc->count[c] + n);
             tc->given_back -= n;
             fm_owned_leave(&tc->own, how);
@@ -650,7 +624,32 @@ int fm_tcache_flush_to_depot(struct fm_heap *h, void *ptr, size_t usable)
     link_in(tc, c, p);
     tc->frees++;
     fm_owned_leave(&tc->own, how);
+    if (n > 0)
+        release_sorted(h, q, n); /* no cache's now; the heap's lock keeps them counted */
     return 1;
+}
+
+int fm_tcache_push_flush(struct fm_heap *h, void *ptr, size_t usable)
+{
+    struct fm_tcache *tc = fm_tcache_mine;
+    if (tc == NULL || tc->heap != h)
+        return 0;
+    /* The heap's lock is held, so the engine's answer here is final. */
+    if (pool_classify(tc->pool, ptr) != 0)
+        return 0;
+    return push_giving_batch(h, tc, ptr, usable, true);
+}
+
+int fm_tcache_flush_to_depot(struct fm_heap *h, void *ptr, size_t usable)
+{
+    struct fm_tcache *tc = fm_tcache_mine;
+    if (tc == NULL || tc->heap != h || h->depot == NULL)
+        return 0;
+    /* Without the heap's lock, the check can only take a valid block for an invalid
+     * one (another thread changing its neighbours): then the locked path decides. */
+    if (pool_classify(tc->pool, ptr) != 0)
+        return 0;
+    return push_giving_batch(h, tc, ptr, usable, false);
 }
 
 /* With the registry's lock held: every cache taken from its owner (lock.h), with one

@@ -221,8 +221,8 @@ void fm_tcache_stock(struct fm_heap *h, void **blk, size_t n) FM_HIDDEN;
 
 /* With the heap's lock held: free block p, whose size word says it has usable bytes
  * (24 to FM_TCACHE_MAX_USABLE), into this thread's cache, first giving the oldest
- * FM_TCACHE_BATCH blocks of its list back to the engine, in address order, if the list
- * is full.  1 if done; 0 if p is no live block or the thread has no cache for h (the
+ * FM_TCACHE_BATCH blocks of its list to the depot, or if that is full back to the
+ * engine, in address order, if the list is full.  1 if done; 0 if p is no live block or the thread has no cache for h (the
  * caller frees it to the engine, which checks it); -1 if p is in the cache already
  * (a double free: the caller reports it). */
 int fm_tcache_push_flush(struct fm_heap *h, void *p, size_t usable) FM_HIDDEN;
