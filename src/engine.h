@@ -59,8 +59,9 @@ struct fm_engine {
 
     /* Up to want blocks of at least size usable bytes into out[], lowest address
      * first within each run carved, as many successive malloc(size) calls would hand
-     * them out; returns how many (0 if none fits).  Optional (NULL): the thread
-     * caches' refill (heap.c) then takes one block at a time. */
+     * them out; returns how many (0 if none fits).  The thread caches refill with it
+     * (heap.c): they are put only in front of an engine that has it (every pool
+     * engine does); NULL otherwise. */
     size_t (*malloc_batch)(void *eng, size_t size, void **out, size_t want);
 
     /* A block of at least size usable bytes whose address is a multiple of align (a

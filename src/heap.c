@@ -237,29 +237,9 @@ static void *alloc_locked(struct fm_heap *h, size_t align, size_t size)
     }
 }
 
-/* With the lock held, after a block of `size` was handed out to a thread whose cache
- * has none of that size: the engine's next FM_TCACHE_BATCH - 1 blocks of the size go
- * into the cache too.  Those come only from what the pool has already: taking them
- * never grows the pool, nor flushes the caches at the cap. */
-FM_NOINLINE static void stock_cache(struct fm_heap *h, size_t size)
-{
-    void *more[FM_TCACHE_BATCH];
-    size_t n = 0;
-    if (h->engine->malloc_batch != NULL) {
-        n = h->engine->malloc_batch(h->eng, size, more, FM_TCACHE_BATCH - 1);
-        for (size_t i = 0; i < n; i++)
-            handed_out(h, more[i]);
-    } else {
-        while (n < FM_TCACHE_BATCH - 1 && (more[n] = h->engine->malloc(h->eng, size)) != NULL)
-            handed_out(h, more[n++]);
-    }
-    if (n > 0)
-        fm_tcache_stock(h, more, n);
-}
-
-/* The one path every allocation call takes; `count` is its kind's call counter.
- * stock: a small block for a thread whose cache is out of its size (stock_cache). */
-static void *alloc(struct fm_heap *h, size_t align, size_t size, uint64_t *count, bool stock)
+/* The one path every allocation call takes that the thread caches do not refill;
+ * `count` is its kind's call counter. */
+static void *alloc(struct fm_heap *h, size_t align, size_t size, uint64_t *count)
 {
     if (fm_unlikely(h->sys))
         return fm_sys_alloc(h, align, size, false, count);
@@ -278,29 +258,28 @@ static void *alloc(struct fm_heap *h, size_t align, size_t size, uint64_t *count
     void *p = size <= h->cap ? alloc_locked(h, align, size) : NULL;
     if (fm_unlikely(p == NULL))
         h->c.failed_cap++;
-    else if (stock)
-        stock_cache(h, size);
     unlock(h, held);
     if (fm_unlikely(p == NULL))
         errno = ENOMEM;
     return p;
 }
 
-/* The refill while the process has one thread.  The lock is elided then, so a batch
- * saves no lock round trip, but a miss still pays the whole way in (the calls, the
- * checks, the counters) and an index search per block, and a program that allocates
- * more than it frees misses on every call.  So a miss takes FM_TCACHE_BATCH blocks of
- * the size in one engine visit (malloc_batch, which cuts a free block into as many
- * as it holds), hands out the first and stocks this thread's cache with the rest,
- * lowest address first.  Like stock_cache it takes only what the pool has: when the
- * pool has no block of the size, the one block comes from alloc_locked, which grows
- * the pool or, at the cap, flushes the caches before giving up.  So the cap stays
- * exact: stocked blocks count as live until they are handed out, and go back to the
- * engine before any ENOMEM.  Caches are only in front of the private heap, which is
- * never shared, so never damaged. */
+/* The refill of a thread's cache that had no block of the size.  A miss takes
+ * FM_TCACHE_BATCH blocks of the size in one engine visit (malloc_batch, which cuts a
+ * free block into as many as it holds), hands out the first and stocks this thread's
+ * cache with the rest, lowest address first.  With threads, that is one acquisition
+ * of the heap's lock for a batch; with one thread (the lock elided) it still saves
+ * the whole way in (the calls, the checks, the counters) and an index search per
+ * block, for a program that allocates more than it frees misses on every call.  The
+ * batch takes only what the pool has: when the pool has no block of the size, the
+ * one block comes from alloc_locked, which grows the pool or, at the cap, flushes the
+ * caches before giving up.  So the cap stays exact: stocked blocks count as live
+ * until they are handed out, and go back to the engine before any ENOMEM.  Caches are
+ * only in front of the private heap, which is never shared, so never damaged, and
+ * size is at most FM_TCACHE_MAX_USABLE. */
 FM_NOINLINE static void *alloc_refill(struct fm_heap *h, size_t size, uint64_t *count)
 {
-    bool held = lock(h); /* a second thread may have started since the caller looked */
+    bool held = lock(h);
     (*count)++;
     void *blk[FM_TCACHE_BATCH];
     size_t n = h->engine->malloc_batch(h->eng, size, blk, FM_TCACHE_BATCH);
@@ -323,25 +302,21 @@ FM_NOINLINE static void *alloc_refill(struct fm_heap *h, size_t size, uint64_t *
 }
 
 /* malloc and calloc after this thread's cache had no block of the size (or there is
- * no cache): a batch from the engine, the rest into the cache (alloc_refill while
- * single-threaded, stock_cache under the lock). */
+ * no cache): while threaded, a batch another thread left in the depot; else a batch
+ * from the engine (alloc_refill).  A thread that only allocates gets its cache here. */
 static inline void *alloc_small(struct fm_heap *h, size_t size, bool zero, uint64_t *count)
 {
     void *p;
-    if (h->caches && size <= FM_TCACHE_MAX_USABLE && fm_lock_elided() &&
-        h->engine->malloc_batch != NULL && (fm_tcache_is_mine(h) || fm_tcache_make(h))) {
+    if (h->caches && size <= FM_TCACHE_MAX_USABLE && (fm_tcache_is_mine(h) || fm_tcache_make(h))) {
+        if (!fm_lock_elided()) {
+            /* another thread's batch, kept in the depot, before the engine (tcache.c) */
+            p = fm_tcache_restock(h, size, zero);
+            if (p)
+                return p;
+        }
         p = alloc_refill(h, size, count);
     } else {
-        /* threaded: a thread that only allocates gets its cache here, for batches */
-        bool stock = h->caches && size <= FM_TCACHE_MAX_USABLE && !fm_lock_elided() &&
-                     (fm_tcache_is_mine(h) || fm_tcache_make(h));
-        if (stock) {
-            /* another thread's batch, kept in the depot, before the engine (tcache.c) */
-            void *q = fm_tcache_restock(h, size, zero);
-            if (q)
-                return q;
-        }
-        p = alloc(h, FM_ALIGN, size, count, stock);
+        p = alloc(h, FM_ALIGN, size, count);
     }
     if (p && zero)
         memset(p, 0, size);
@@ -359,7 +334,7 @@ FM_NOINLINE static void *malloc_large(struct fm_heap *h, size_t size)
          * starts at, so that it serves any request of the list */
         size = fm_tcache_large_round(fm_block_stride(size)) - 8;
     }
-    return alloc(h, FM_ALIGN, size, &h->c.calls_malloc, false);
+    return alloc(h, FM_ALIGN, size, &h->c.calls_malloc);
 }
 
 void *fm_heap_malloc_miss(struct fm_heap *h, size_t size)
@@ -389,7 +364,7 @@ void *fm_heap_calloc(struct fm_heap *h, size_t size)
 void *fm_heap_memalign(struct fm_heap *h, size_t align, size_t size)
 {
     fm_assert(fm_is_pow2(align) && align <= FM_MAX_ALIGN);
-    return alloc(h, align < FM_ALIGN ? FM_ALIGN : align, size, &h->c.calls_aligned, false);
+    return alloc(h, align < FM_ALIGN ? FM_ALIGN : align, size, &h->c.calls_aligned);
 }
 
 bool fm_heap_product(struct fm_heap *h, size_t n, size_t size, size_t *out)
@@ -487,7 +462,7 @@ static enum fm_free_result free_slow(struct fm_heap *h, void *p, const char *cal
                 if (fm_tcache_push(h, p, u))
                     return FM_FREED;
             } else if (fm_tcache_may_be_full(h, u) && !fm_lock_elided()) {
-                free_flushing(h, p, u, caller);
+                fm_heap_free_full(h, p, u, caller); /* the depot, or the locked path */
                 return FM_FREED;
             }
         }

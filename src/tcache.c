@@ -317,7 +317,7 @@ void fm_tcache_retire(struct fm_heap *h, void *arg)
 
 void fm_tcache_setup(struct fm_heap *h)
 {
-    if (h->engine->no_caches || !h->engine->pool_layout)
+    if (h->engine->no_caches || !h->engine->pool_layout || h->engine->malloc_batch == NULL)
         return; /* every free must reach the engine (qm), or there is none (sys) */
     if (pthread_key_create(&exit_key, thread_exit) != 0)
         return; /* no caches: they could not be flushed at thread exit */
