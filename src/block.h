@@ -388,12 +388,22 @@ static inline void *hand_out_range(struct pool *p, block_t *b, size_t s, bool re
     return to_ptr(b);
 }
 
+/* Free block b, just taken out of the index to be handed out: off the pending list.
+ * Returns whether it was released, with the range of its grains that were waiting to
+ * go back in [*lo, *hi) (empty if none), for hand_out_range. */
+static inline bool take_released(struct pool *p, block_t *b, uintptr_t *lo, uintptr_t *hi)
+{
+    *lo = *hi = 0;
+    if (!(b->size & F_RELEASED))
+        return false;
+    pend_take(p, b, lo, hi);
+    return true;
+}
+
 static inline void *pool_hand_out(struct pool *p, block_t *b, size_t s)
 {
-    uintptr_t lo = 0, hi = 0; /* b's grains that were waiting to go back */
-    bool released = (b->size & F_RELEASED) != 0;
-    if (released)
-        pend_take(p, b, &lo, &hi);
+    uintptr_t lo, hi;
+    bool released = take_released(p, b, &lo, &hi);
     return hand_out_range(p, b, s, released, lo, hi);
 }
 
@@ -558,10 +568,8 @@ static inline size_t pool_malloc_batch(void *eng, size_t n, void **out, size_t w
         block_t *b = pool_take(p, s);
         if (b == NULL)
             break;
-        uintptr_t lo = 0, hi = 0; /* b's grains that were waiting to go back */
-        bool released = (b->size & F_RELEASED) != 0;
-        if (released)
-            pend_take(p, b, &lo, &hi);
+        uintptr_t lo, hi;
+        bool released = take_released(p, b, &lo, &hi);
         size_t have = bsize(b);
         size_t k = have / s; /* >= 1: the block fits s */
         if (k > want - got)
@@ -600,12 +608,9 @@ static inline void *pool_memalign(void *eng, size_t align, size_t n)
     size_t gap = fm_align_up(a, align) - a;
     if (gap != 0 && gap < BLOCK_MIN)
         gap += align;
-    uintptr_t lo = 0, hi = 0; /* b's grains that were waiting to go back */
-    bool released = (b->size & F_RELEASED) != 0;
-    if (released) {
-        pend_take(p, b, &lo, &hi);
-        b->size &= ~F_RELEASED;
-    }
+    uintptr_t lo, hi;
+    bool released = take_released(p, b, &lo, &hi);
+    b->size &= ~F_RELEASED;
     if (gap != 0) {
         block_t *nb = at(b, gap);
         nb->size = (bsize(b) - gap) | F_PREV_FREE;
