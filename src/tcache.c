@@ -425,13 +425,8 @@ void fm_tcache_free_locked(struct fm_tcache *tc, void *ptr, size_t stride, const
         fm_heap_free_slow(h, ptr, caller);
         return;
     }
-    if (fm_unlikely(p[1] == fm_tcache_key)) {
-        if (listed(tc, c, p))
-            double_free(tc, how, caller, ptr);
-        fm_owned_leave(&tc->own, how);
-        fm_tcache_free_marked(tc, ptr, caller); /* the depot, then the list again */
-        return;
-    }
+    if (fm_unlikely(cached_already(h, tc, c, p)))
+        double_free(tc, how, caller, ptr);
     link_in(tc, c, p);
     tc->frees++;
     fm_owned_leave(&tc->own, how);
@@ -442,10 +437,8 @@ void fm_tcache_free_marked(struct fm_tcache *tc, void *ptr, const char *caller)
 {
     size_t c = bsize(from_ptr(ptr)) >> 4;
     void **p = ptr;
-    if (fm_unlikely(depot_has(tc->heap, c, ptr)))
-        fm_die("%s(%p): double free: the block was already freed", caller, ptr);
     int how = fm_owned_enter(&tc->own);
-    if (fm_unlikely(listed(tc, c, p)))
+    if (fm_unlikely(cached_already(tc->heap, tc, c, p)))
         double_free(tc, how, caller, ptr);
     link_in(tc, c, p);
     tc->frees++;
@@ -505,15 +498,13 @@ bool fm_tcache_push(struct fm_heap *h, void *ptr, size_t usable)
      * pool_classify decides below. */
     size_t c = (usable + 8) >> 4;
     void **p = ptr;
-    if (fm_unlikely(p[1] == fm_tcache_key) && pool_classify(tc->pool, ptr) == 0 && depot_has(h, c, ptr))
-        double_free(tc, 0, "free", ptr);
     int how = fm_owned_enter(&tc->own);
     /* Full: the caller frees it to the engine, which checks it there, once. */
     if (tc->count[c] >= LIMIT || pool_classify(tc->pool, ptr) != 0) {
         fm_owned_leave(&tc->own, how);
         return false;
     }
-    if (fm_unlikely(listed(tc, c, p)))
+    if (fm_unlikely(cached_already(h, tc, c, p)))
         double_free(tc, how, "free", ptr);
     link_in(tc, c, p);
     tc->frees++;
