@@ -237,6 +237,15 @@ static void *alloc_locked(struct fm_heap *h, size_t align, size_t size)
     }
 }
 
+/* alloc_locked within the cap, a refusal counted.  Called with the lock held. */
+static inline void *alloc_capped(struct fm_heap *h, size_t align, size_t size)
+{
+    void *p = size <= h->cap ? alloc_locked(h, align, size) : NULL;
+    if (fm_unlikely(p == NULL))
+        h->c.failed_cap++;
+    return p;
+}
+
 /* The one path every allocation call takes that the thread caches do not refill;
  * `count` is its kind's call counter. */
 static void *alloc(struct fm_heap *h, size_t align, size_t size, uint64_t *count)
@@ -255,9 +264,7 @@ static void *alloc(struct fm_heap *h, size_t align, size_t size, uint64_t *count
     (*count)++;
     if (refused_damaged(h, held))
         return NULL;
-    void *p = size <= h->cap ? alloc_locked(h, align, size) : NULL;
-    if (fm_unlikely(p == NULL))
-        h->c.failed_cap++;
+    void *p = alloc_capped(h, align, size);
     unlock(h, held);
     if (fm_unlikely(p == NULL))
         errno = ENOMEM;
@@ -291,9 +298,7 @@ FM_NOINLINE static void *alloc_refill(struct fm_heap *h, size_t size, uint64_t *
         if (n > 1)
             fm_tcache_stock(h, blk + 1, n - 1);
     } else {
-        p = size <= h->cap ? alloc_locked(h, FM_ALIGN, size) : NULL;
-        if (fm_unlikely(p == NULL))
-            h->c.failed_cap++;
+        p = alloc_capped(h, FM_ALIGN, size);
     }
     unlock(h, held);
     if (fm_unlikely(p == NULL))
@@ -534,9 +539,8 @@ void *fm_heap_realloc(struct fm_heap *h, void *p, size_t size, const char *calle
         unlock(h, held);
         return p;
     }
-    void *q = size <= h->cap ? alloc_locked(h, FM_ALIGN, size) : NULL;
+    void *q = alloc_capped(h, FM_ALIGN, size);
     if (q == NULL) {
-        h->c.failed_cap++;
         unlock(h, held);
         errno = ENOMEM;
         return NULL;
