@@ -370,6 +370,17 @@ void fm_tcache_retire_unlisted(struct fm_heap *h, void *tc)
     h->engine->free(h->eng, tc);
 }
 
+/* In tc's critical section: the head of list c taken off it, or NULL. */
+static inline void **pop(struct fm_tcache *tc, size_t c)
+{
+    void **p = tc->head[c];
+    if (p) {
+        tc->head[c] = p[0];
+        tc->count[c]--;
+    }
+    return p;
+}
+
 void *fm_tcache_calloc(struct fm_heap *h, size_t size)
 {
     struct fm_tcache *tc = fm_tcache_mine;
@@ -377,12 +388,9 @@ void *fm_tcache_calloc(struct fm_heap *h, size_t size)
         return NULL;
     size_t c = fm_block_stride(size) >> 4;
     int how = fm_owned_enter(&tc->own);
-    void **p = tc->head[c];
-    if (p) {
-        tc->head[c] = *p;
-        tc->count[c]--;
+    void **p = pop(tc, c);
+    if (p)
         tc->callocs++;
-    }
     fm_owned_leave(&tc->own, how);
     if (p) {
         p[1] = NULL; /* no longer marked cached */
@@ -395,11 +403,7 @@ void *fm_tcache_malloc_locked(struct fm_tcache *tc, size_t size)
 {
     size_t c = fm_block_stride(size) >> 4;
     int how = fm_owned_enter(&tc->own);
-    void **p = tc->head[c];
-    if (p) {
-        tc->head[c] = *p;
-        tc->count[c]--;
-    }
+    void **p = pop(tc, c);
     fm_owned_leave(&tc->own, how);
     if (p == NULL)
         return fm_heap_malloc_miss(tc->heap, size);
@@ -477,12 +481,9 @@ void *fm_tcache_malloc_large(struct fm_heap *h, size_t size)
         return NULL;
     size_t c = fm_tcache_large_class(fm_tcache_large_round(fm_block_stride(size)));
     int how = fm_owned_enter(&tc->own);
-    void **p = tc->head[c];
-    if (p) {
-        tc->head[c] = p[0];
-        tc->count[c]--;
+    void **p = pop(tc, c);
+    if (p)
         tc->large_bytes -= bsize(from_ptr(p)) - OVERHEAD;
-    }
     fm_owned_leave(&tc->own, how);
     if (p)
         p[1] = NULL; /* no longer marked cached */
@@ -547,13 +548,9 @@ void *fm_tcache_restock(struct fm_heap *h, size_t size, bool zero)
         tc->stocked++;
         q = next;
     }
-    p = tc->head[c];
-    if (p) {
-        tc->head[c] = p[0];
-        tc->count[c]--;
-        if (zero)
-            tc->callocs++;
-    }
+    p = pop(tc, c);
+    if (p && zero)
+        tc->callocs++;
     fm_owned_leave(&tc->own, how);
     if (p) {
         p[1] = NULL; /* no longer marked cached */
