@@ -5,7 +5,8 @@
  * Block layout.  Every block starts 16-byte aligned with a 16-byte header:
  *
  *     b+0   prev_phys   the previous block, valid only while that block is free
- *     b+8   size        the stride to the next block (a multiple of 16), | flags
+ *     b+8   size        the stride to the next block (a multiple of 16), | flags,
+ *                       | a live block's check bits (top 16; pool.h, live_check)
  *     b+16  payload     (a free block keeps its list links here)
  *
  * The next block's prev_phys word is only meaningful while this block is free, so a
@@ -375,13 +376,13 @@ static inline void *hand_out_range(struct pool *p, block_t *b, size_t s, bool re
         block_t *rest = at(b, s);
         rest->size = (have - s) | F_FREE;
         commit_point();
-        b->size = s | (b->size & F_PREV_FREE);
+        b->size = live_word(p, b, s) | (b->size & F_PREV_FREE);
         next_phys(rest)->prev_phys = rest; /* its F_PREV_FREE is already set: b was free */
         if (released)
             mark_released(p, rest, lo, hi); /* its other grains went back with b's */
         pool_insert(p, rest);
     } else {
-        b->size &= ~(F_FREE | F_RELEASED);
+        b->size = live_word(p, b, have) | (b->size & F_PREV_FREE);
         next_phys(b)->size &= ~F_PREV_FREE;
     }
     p->used_blocks++;
@@ -440,6 +441,7 @@ static inline void pool_release_ex(struct pool *p, block_t *b, bool clean)
         }
         n->prev_phys = q;
         n->size |= F_PREV_FREE;
+        b->size = 0; /* inside q now: no stale header may pass for a live block */
         settle(p, q, lo, hi);
         return;
     }
@@ -470,7 +472,7 @@ static inline void pool_trim_used(struct pool *p, block_t *b, size_t s)
     uintptr_t hi = join ? absorb(p, n) : (uintptr_t)n; /* before rest's words are written */
     rest->size = rs | F_FREE;
     commit_point();
-    b->size = s | (b->size & F_PREV_FREE);
+    b->size = live_word(p, b, s) | (b->size & F_PREV_FREE);
     if (join)
         pool_unlink(p, n); /* its header is inside rest now, but still reads as before */
     n = at(rest, rs);
@@ -577,11 +579,11 @@ static inline size_t pool_malloc_batch(void *eng, size_t n, void **out, size_t w
         if (k > 1) {
             size_t front = (k - 1) * s;
             for (size_t i = 1; i < k - 1; i++)
-                at(b, i * s)->size = s; /* used, after a used block */
+                at(b, i * s)->size = live_word(p, at(b, i * s), s); /* after a used block */
             block_t *last = at(b, front);
             last->size = (have - front) | F_FREE;
             commit_point();
-            b->size = s | (b->size & F_PREV_FREE);
+            b->size = live_word(p, b, s) | (b->size & F_PREV_FREE);
             for (size_t i = 0; i < k - 1; i++)
                 out[got++] = to_ptr(at(b, i * s));
             p->used_blocks += k - 1;
@@ -639,7 +641,8 @@ static inline bool pool_resize(void *eng, void *ptr, size_t n)
         if (nx->size & F_RELEASED)
             unrelease(p, nx); /* its grains are b's now: none may be given back */
         pool_unlink(p, nx);
-        b->size += bsize(nx);
+        size_t grown = bsize(b) + bsize(nx);
+        b->size = live_word(p, b, grown) | (b->size & F_PREV_FREE);
         next_phys(b)->size &= ~F_PREV_FREE;
     }
     pool_trim_used(p, b, s);
@@ -765,7 +768,8 @@ static inline const char *pool_rebuild(void *eng, uint64_t *live, uint64_t *in_u
             continue;
         }
         /* F_RELEASED is dropped: it is an economy, not an invariant */
-        b->size = (b->size & ~(F_PREV_FREE | F_RELEASED)) | (prev_free ? F_PREV_FREE : 0);
+        size_t keep = is_free(b) ? bsize(b) | F_FREE : b == p->sentinel ? 0 : live_word(p, b, bsize(b));
+        b->size = keep | (prev_free ? F_PREV_FREE : 0);
         if (prev_free)
             b->prev_phys = prev;
         if (b == p->sentinel)
@@ -810,6 +814,8 @@ static inline const char *pool_check_blocks(const struct pool *p, uint64_t magic
             return "a block has an impossible size";
         if ((b->size & (F_FREE | F_RELEASED)) == F_RELEASED)
             return "a live block is marked as released";
+        if ((b->size & ~F_MASK) != (is_free(b) ? s : live_word(p, b, s)))
+            return "a block's size word has the wrong check bits";
         if (b->size & F_RELEASED) {
             uintptr_t first, last;
             grains_of(p, b, &first, &last);

@@ -141,13 +141,16 @@ struct fm_engine {
 };
 
 /* Every engine lays its blocks out as block.h does: the 8 bytes before a block hold
- * its stride (a multiple of 16) and flags (low 4 bits; bit 0: free).  The usable size
+ * its stride (a multiple of 16, below 2^48), flags (low 4 bits; bit 0: free) and, in
+ * the top 16 bits, a check (pool.h, live_check).  The usable size
  * of what may be a live block, read without validating it (callers validate with
  * owns_block); only for p inside committed pool memory. */
+#define FM_STRIDE_BITS ((((size_t)1) << 48) - 16)
+
 static inline size_t fm_block_usable_unchecked(const void *p)
 {
     size_t word = ((const size_t *)p)[-1];
-    return (word & ~(size_t)15) - 8;
+    return (word & FM_STRIDE_BITS) - 8;
 }
 
 /* The stride of a block with n usable bytes (n <= FM_MAX_REQUEST): n and the 8-byte

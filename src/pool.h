@@ -21,6 +21,19 @@
 #define F_MASK ((size_t)15)
 #define F_KNOWN (F_FREE | F_PREV_FREE | F_RELEASED) /* every other flag bit is damage */
 
+/* A live block's size word carries a check of 16 bits in its top bits (sizes stay
+ * under 2^48: FM_MAX_REQUEST and FM_MEMSIZE_MAX are 2^46), a hash of the block's
+ * place in the pool and its size.  A free block's top bits are zero, and so is the
+ * word of a block that disappears into a neighbour, so only a header the engine wrote
+ * for a block it handed out, at that place and of that size, carries the right check.
+ * This is what lets pool_classify prove a pointer is a live block from its own size
+ * word alone: a word inside some block's data passes by chance 1 time in 65536, and a
+ * stale header never.  The boundary tags of the neighbours are only read on the
+ * rare paths (a flag set), so a free does not touch the next block's header, a cache
+ * line another thread may be writing. */
+#define CHECK_SHIFT 48
+_Static_assert(FM_STRIDE_BITS == (((size_t)1) << CHECK_SHIFT) - 16, "the stride is below the check");
+
 typedef struct block block_t;
 struct block {
     block_t *prev_phys;
@@ -51,7 +64,21 @@ struct pool {
 
 static inline size_t bsize(const block_t *b)
 {
-    return b->size & ~F_MASK;
+    return b->size & FM_STRIDE_BITS;
+}
+
+/* The check bits a live block of stride s at b carries (Fibonacci hashing of its
+ * offset in the pool and its stride: the product's top bits depend on every bit). */
+static inline size_t live_check(const struct pool *p, const block_t *b, size_t s)
+{
+    size_t off = (size_t)((const char *)b - p->start);
+    return ((off << 16 ^ s) * (size_t)0x9E3779B97F4A7C15u) >> CHECK_SHIFT << CHECK_SHIFT;
+}
+
+/* The size word of a live block of stride s at b, without flags. */
+static inline size_t live_word(const struct pool *p, const block_t *b, size_t s)
+{
+    return s | live_check(p, b, s);
 }
 
 static inline bool is_free(const block_t *b)
@@ -85,12 +112,14 @@ static inline block_t *from_ptr(const void *p)
 }
 
 /* What ptr is: 0 for a live block, else an FM_FREE_* code.  Cheap checks only, none
- * of which reads outside the pool: alignment, range, a sane size, and boundary tags
- * that agree with the neighbours.  Every free the thread caches take runs this, so
- * the common case (a used block after a used block) is a short straight line: the
- * range and alignment are one compare (rotated right by 4, an offset with any of its
- * low bits set is larger than any offset in range, which is a multiple of 16), and so
- * is the size (at least BLOCK_MIN, ending by the sentinel: room >= BLOCK_MIN here). */
+ * of which reads outside the pool: alignment, range, a size word with the right check
+ * bits and a sane size and, when its flags say a neighbour is free, boundary tags that
+ * agree with the neighbours.  Every free the thread caches take runs this, so the
+ * common case (a used block after a used block) is a short straight line that reads
+ * nothing but the block's own size word: the range and alignment are one compare
+ * (rotated right by 4, an offset with any of its low bits set is larger than any
+ * offset in range, which is a multiple of 16), the flags and check bits one more, and
+ * the size one (at least BLOCK_MIN, ending by the sentinel: room >= BLOCK_MIN here). */
 static inline bool pool_in_range(const struct pool *p, const void *ptr)
 {
     uintptr_t lo = (uintptr_t)p->start + HEADER;
@@ -104,19 +133,21 @@ static inline int pool_classify_in_range(const struct pool *p, const void *ptr)
 {
     const block_t *b = from_ptr(ptr);
     size_t word = b->size;
-    size_t s = word & ~F_MASK;
+    size_t s = word & FM_STRIDE_BITS;
     size_t room = (size_t)((char *)p->sentinel - (char *)b);
     if (fm_unlikely(s - BLOCK_MIN > room - BLOCK_MIN))
         return FM_FREE_BAD_POINTER;
+    if (fm_likely(word == live_word(p, b, s))) /* used, after a used block */
+        return 0;
     const block_t *n = at(b, s);
-    if (fm_likely((word & F_MASK) == 0)) /* used, and so is the block before */
-        return prev_is_free(n) ? FM_FREE_BAD_POINTER : 0;
     size_t flags = word & F_MASK;
     if ((flags & ~F_KNOWN) != 0 || (flags & (F_FREE | F_RELEASED)) == F_RELEASED)
         return FM_FREE_BAD_POINTER;
     if (flags & F_FREE)
-        return (prev_is_free(n) && n->prev_phys == b) ? FM_FREE_DOUBLE : FM_FREE_BAD_POINTER;
-    if (prev_is_free(n))
+        return (word >> CHECK_SHIFT == 0 && prev_is_free(n) && n->prev_phys == b)
+                   ? FM_FREE_DOUBLE
+                   : FM_FREE_BAD_POINTER;
+    if ((word & ~F_PREV_FREE) != live_word(p, b, s) || prev_is_free(n))
         return FM_FREE_BAD_POINTER;
     /* used, after a free block that must end here */
     const block_t *q = b->prev_phys;

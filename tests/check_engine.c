@@ -593,6 +593,47 @@ START_TEST(engine_over_buffer_refuses_bad_pointers)
 }
 END_TEST
 
+/* A free is checked against the block's own size word alone (pool.h): a header forged
+ * inside a live block's data, one that agrees with the boundary tags around it, and a
+ * live block's real size word copied elsewhere are refused; the engine check notices a
+ * live header whose check bits were damaged. */
+START_TEST(engine_refuses_forged_headers)
+{
+    APPLIES_ONLY_IF(fm_engines[_i]->pool_layout); /* block.h's headers */
+    const struct fm_engine *e = fm_engines[_i];
+    static alignas(16) unsigned char buf[1 << 20];
+    void *eng = e->create(buf, sizeof buf);
+    ck_assert_ptr_nonnull(eng);
+    char *a = e->malloc(eng, 1000), *b = e->malloc(eng, 100);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_ptr_nonnull(b);
+    memset(a, 0, 1000);
+    memset(b, 0x5a, 100);
+    /* a used 64-byte block after a used block, and a used block after it: the
+     * boundary tags agree, as they would for a real one */
+    size_t *fake = (size_t *)(a + 256);
+    fake[1] = 64;
+    fake[8 + 1] = 32;
+    ck_assert_int_eq(e->free(eng, a + 256 + 16), FM_FREE_BAD_POINTER);
+    /* b's own size word, at another place */
+    fake[1] = ((size_t *)b)[-1];
+    ck_assert_int_eq(e->free(eng, a + 256 + 16), FM_FREE_BAD_POINTER);
+    ck_assert(!e->owns_block(eng, a + 256 + 16));
+    ck_assert_ptr_null(e->check(eng));
+    /* b's size word with one check bit flipped: no longer b's */
+    ((size_t *)b)[-1] ^= (size_t)1 << 60;
+    ck_assert(!e->owns_block(eng, b));
+    ck_assert_str_eq(e->check(eng), "a block's size word has the wrong check bits");
+    ((size_t *)b)[-1] ^= (size_t)1 << 60;
+    ck_assert_ptr_null(e->check(eng));
+    ck_assert_int_gt(e->free(eng, b), 0);
+    for (size_t i = 0; i < 100; i++)
+        ck_assert_uint_eq(a[i], 0);
+    ck_assert_int_gt(e->free(eng, a), 0);
+    ck_assert_ptr_null(e->check(eng));
+}
+END_TEST
+
 /* Freeing joins a block with free neighbours on both sides at once. */
 START_TEST(engine_coalesces_both_sides)
 {
@@ -1278,6 +1319,7 @@ static Suite *engine_suite(void)
     tcase_add_loop_test(tc, pool_over_4gib, 0, n);
     tcase_add_loop_test(tc, random_against_model, 0, n);
     tcase_add_loop_test(tc, engine_over_buffer_refuses_bad_pointers, 0, n);
+    tcase_add_loop_test(tc, engine_refuses_forged_headers, 0, n);
     tcase_add_loop_test(tc, engine_minimum_pool, 0, n);
     tcase_add_loop_test(tc, engine_coalesces_both_sides, 0, n);
     tcase_add_loop_test(tc, populate_ahead_of_small_blocks, 0, n);
