@@ -391,6 +391,14 @@ void fm_heap_count_invalid(struct fm_heap *h)
 
 /* Report a pointer that is in our range but is no live block, and stop: the program
  * has damaged its heap, and going on would spread the damage. */
+/* Whether live-looking p is a block a thread cache holds (freed already): the engine
+ * would take it back while the cache still lists it, and hand it out twice. */
+static inline bool held_by_cache(struct fm_heap *h, void *p)
+{
+    return h->caches && ((void **)p)[1] == fm_tcache_key && h->engine->owns_block(h->eng, p) &&
+           fm_tcache_holds(h, p);
+}
+
 _Noreturn FM_COLD static void bad_pointer(struct fm_heap *h, bool held, const char *caller, const void *p)
 {
     if (h->engine->diagnose) {
@@ -399,7 +407,8 @@ _Noreturn FM_COLD static void bad_pointer(struct fm_heap *h, bool held, const ch
         unlock(h, held);
         fm_die("%s(%p): %s", caller, p, why);
     }
-    int kind = (int)h->engine->free(h->eng, (void *)p); /* classifies; changes nothing */
+    int kind = held_by_cache(h, (void *)p) ? FM_FREE_DOUBLE
+                                            : (int)h->engine->free(h->eng, (void *)p); /* classifies; changes nothing */
     unlock(h, held);
     if (kind == FM_FREE_DOUBLE)
         fm_die("%s(%p): double free: the block was already freed", caller, p);
@@ -414,8 +423,12 @@ void fm_heap_foreign(struct fm_heap *h, const char *caller, const void *p)
 }
 
 /* Free an owned block with the lock held; returns false if p is no live block. */
+/* Heap lock held: p back to the engine, false if it is not a live block (the caller
+ * says why).  Dies on a block a thread cache holds. */
 static bool free_locked(struct fm_heap *h, void *p)
 {
+    if (fm_unlikely(held_by_cache(h, p)))
+        return false; /* bad_pointer names it a double free */
     ptrdiff_t r = h->engine->free(h->eng, p);
     if (fm_unlikely(r < 0))
         return false;
@@ -522,7 +535,7 @@ void *fm_heap_realloc(struct fm_heap *h, void *p, size_t size, const char *calle
     h->c.calls_realloc++;
     if (refused_damaged(h, held))
         return NULL;
-    if (fm_unlikely(!h->engine->owns_block(h->eng, p)))
+    if (fm_unlikely(!h->engine->owns_block(h->eng, p) || held_by_cache(h, p)))
         bad_pointer(h, held, caller, p);
     if (fm_unlikely(size > FM_MAX_REQUEST)) {
         h->c.failed_invalid++;

@@ -228,6 +228,24 @@ static inline bool cached_already(struct fm_heap *h, const struct fm_tcache *tc,
     return listed(tc, c, p) || (p[1] == fm_tcache_key && depot_has(h, c, p));
 }
 
+bool fm_tcache_holds(struct fm_heap *h, void *ptr)
+{
+    void **p = ptr;
+    if (p[1] != fm_tcache_key)
+        return false;
+    size_t s = bsize(from_ptr(ptr));
+    size_t c = s <= FM_TCACHE_MAX_STRIDE ? s >> 4 : s <= FM_TCACHE_LARGE_MAX ? fm_tcache_large_class(s) : 0;
+    if (c == 0)
+        return false; /* never cached */
+    struct fm_tcache *tc = fm_tcache_mine;
+    if (tc == NULL || tc->heap != h)
+        return depot_has(h, c, p);
+    int how = fm_owned_enter(&tc->own);
+    bool held = cached_already(h, tc, c, p);
+    fm_owned_leave(&tc->own, how);
+    return held;
+}
+
 /* In tc's critical section, its list c full: cut off the BATCH oldest blocks and
  * return them (a list, oldest last; *n of them); *where is the link they hung from,
  * to hang them back.  Each block's first word is its link, so the link to follow is

@@ -94,6 +94,12 @@ extern void *fm_tcache_key FM_HIDDEN;
 void *fm_tcache_malloc_locked(struct fm_tcache *tc, size_t size) FM_HIDDEN;
 void fm_tcache_free_locked(struct fm_tcache *tc, void *p, size_t stride, const char *caller) FM_HIDDEN;
 void fm_tcache_free_marked(struct fm_tcache *tc, void *p, const char *caller) FM_HIDDEN;
+/* Whether live block p (the engine says so) is held by this thread's cache or by the
+ * depot: freed already.  Called before a block that free or realloc was given goes to
+ * the engine by another way than the caches (a full list, a large block over the
+ * cache's bounds, realloc), with the heap's lock held.  Costs a load unless p carries
+ * the cached mark.  (Blocks in other threads' caches are not searched.) */
+bool fm_tcache_holds(struct fm_heap *h, void *p) FM_HIDDEN;
 void fm_tcache_free_large(struct fm_tcache *tc, void *p, size_t stride, const char *caller) FM_HIDDEN;
 
 /* malloc of a large size (FM_TCACHE_MAX_USABLE < size <= FM_TCACHE_LARGE_MAX_USABLE)

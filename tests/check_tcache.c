@@ -404,6 +404,30 @@ START_TEST(double_free_into_full_list_aborts)
 }
 END_TEST
 
+/* The same with one thread: a free into a full list goes to the engine at once, and
+ * must not hand the engine a block the list still holds. */
+START_TEST(double_free_into_full_list_single_threaded_aborts)
+{
+    open_heap(_i, 64 * MiB);
+    void *p[FM_TCACHE_LIMIT + 1];
+    for (int k = 0; k <= FM_TCACHE_LIMIT; k++)
+        p[k] = fm_heap_malloc(&heap, 64);
+    for (int k = 0; k <= FM_TCACHE_LIMIT; k++) /* the last one to the engine */
+        fm_heap_free(&heap, p[k], "free");
+    fm_heap_free(&heap, p[5], "free");
+}
+END_TEST
+
+/* realloc of a block freed into the cache: moving it would free it a second time. */
+START_TEST(realloc_of_cached_block_aborts)
+{
+    open_heap(_i, 64 * MiB);
+    void *p = fm_heap_malloc(&heap, 64);
+    fm_heap_free(&heap, p, "free");
+    fm_heap_realloc(&heap, p, 4000, "realloc");
+}
+END_TEST
+
 START_TEST(double_free_of_cached_block_aborts)
 {
     open_heap(_i, 64 * MiB);
@@ -497,6 +521,21 @@ START_TEST(double_free_of_cached_large_block_aborts)
     void *p = fm_heap_malloc(&heap, 3000);
     fm_heap_free(&heap, p, "free");
     fm_heap_free(&heap, p, "free");
+}
+END_TEST
+
+/* A large list full (FM_TCACHE_LARGE_LIMIT blocks): the next free of its size goes to
+ * the engine, and a block the list holds, freed again, must die there. */
+START_TEST(double_free_into_full_large_list_aborts)
+{
+    open_heap(_i, 64 * MiB);
+    make_my_cache();
+    void *p[FM_TCACHE_LARGE_LIMIT + 1];
+    for (int k = 0; k <= FM_TCACHE_LARGE_LIMIT; k++)
+        p[k] = fm_heap_malloc(&heap, 3000);
+    for (int k = 0; k <= FM_TCACHE_LARGE_LIMIT; k++)
+        fm_heap_free(&heap, p[k], "free");
+    fm_heap_free(&heap, p[2], "free");
 }
 END_TEST
 
@@ -769,6 +808,9 @@ static Suite *tcache_suite(void)
     tcase_add_loop_test(tc, full_list_gives_back_a_batch, 0, n);
     tcase_add_loop_test_raise_signal(tc, double_free_of_cached_block_aborts, SIGABRT, 0, n);
     tcase_add_loop_test_raise_signal(tc, double_free_into_full_list_aborts, SIGABRT, 0, n);
+    tcase_add_loop_test_raise_signal(tc, double_free_into_full_list_single_threaded_aborts, SIGABRT, 0, n);
+    tcase_add_loop_test_raise_signal(tc, double_free_into_full_large_list_aborts, SIGABRT, 0, n);
+    tcase_add_loop_test_raise_signal(tc, realloc_of_cached_block_aborts, SIGABRT, 0, n);
     tcase_add_loop_test(tc, depot_passes_batches_between_threads, 0, n);
     tcase_add_loop_test(tc, allocating_thread_gets_a_cache, 0, n);
     tcase_add_loop_test_raise_signal(tc, double_free_of_depot_block_aborts, SIGABRT, 0, n);
