@@ -344,6 +344,9 @@ FM_NOINLINE static void *malloc_large(struct fm_heap *h, size_t size)
 
 void *fm_heap_malloc_miss(struct fm_heap *h, size_t size)
 {
+    /* the frees waiting in this thread's ring may hold the size (tcache.c) */
+    if (h->caches && fm_tcache_settle(h))
+        return fm_tcache_malloc(h, size);
     if (fm_unlikely(size > FM_TCACHE_MAX_USABLE) && size <= FM_TCACHE_LARGE_MAX_USABLE && h->caches)
         return malloc_large(h, size);
     return alloc_small(h, size, false, &h->c.calls_malloc);
@@ -360,6 +363,8 @@ void *fm_heap_calloc(struct fm_heap *h, size_t size)
         return fm_sys_alloc(h, FM_ALIGN, size, true, &h->c.calls_calloc);
     if (h->caches && size <= FM_TCACHE_MAX_USABLE) {
         void *p = fm_tcache_calloc(h, size);
+        if (p == NULL && fm_tcache_settle(h))
+            p = fm_tcache_calloc(h, size);
         if (p)
             return p;
     }
@@ -391,12 +396,11 @@ void fm_heap_count_invalid(struct fm_heap *h)
 
 /* Report a pointer that is in our range but is no live block, and stop: the program
  * has damaged its heap, and going on would spread the damage. */
-/* Whether live-looking p is a block a thread cache holds (freed already): the engine
- * would take it back while the cache still lists it, and hand it out twice. */
+/* Whether p is a block a thread cache holds (freed already): the engine would take
+ * it back while the cache still lists it, and hand it out twice. */
 static inline bool held_by_cache(struct fm_heap *h, void *p)
 {
-    return h->caches && ((void **)p)[1] == fm_tcache_key && h->engine->owns_block(h->eng, p) &&
-           fm_tcache_holds(h, p);
+    return h->caches && fm_tcache_holds(h, p);
 }
 
 _Noreturn FM_COLD static void bad_pointer(struct fm_heap *h, bool held, const char *caller, const void *p)
@@ -696,6 +700,12 @@ void *fm_heap_alloc_internal(struct fm_heap *h, size_t size)
     }
     unlock(h, held);
     return p;
+}
+
+void fm_heap_free_held(struct fm_heap *h, void *p, const char *caller)
+{
+    if (fm_unlikely(!free_locked(h, p)))
+        bad_pointer(h, false, caller, p);
 }
 
 void fm_heap_release_cached(struct fm_heap *h, void *p)

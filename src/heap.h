@@ -164,6 +164,10 @@ void *fm_heap_alloc_internal(struct fm_heap *h, size_t size) FM_HIDDEN;
 /* With the lock held: free a block that sat in a thread cache (the program's free of
  * it was counted when it was cached). */
 void fm_heap_release_cached(struct fm_heap *h, void *p) FM_HIDDEN;
+
+/* Heap lock held: p, which a free was given (a thread's ring, tcache.c), back to the
+ * engine with every check a free makes; dies naming p if it is no live block. */
+void fm_heap_free_held(struct fm_heap *h, void *p, const char *caller) FM_HIDDEN;
 /* Run fn(h, arg) holding the heap's lock. */
 void fm_heap_with_lock(struct fm_heap *h, void (*fn)(struct fm_heap *, void *), void *arg) FM_HIDDEN;
 

@@ -69,6 +69,23 @@
  * are flushed like the rest.  Their bytes are counted as they come and go, the one
  * counter a hit updates beside the list.
  *
+ * The ring.  While the process has threads, free does not read the block at all: it
+ * notes the pointer (checked to lie in the pool, aligned) in its thread's ring, and
+ * every RING frees, or at the thread's next miss, the ring is settled: the blocks'
+ * headers are prefetched together, then each is checked (pool_classify, the cached
+ * mark) and pushed on its list, or sent on as a free of it would have been.  A
+ * block freed by another thread than the one that wrote it has its header in a cache
+ * line that thread holds; read at once, as a free must to know the size, each such
+ * free waited for the line alone (larson, prodcons), and settled together the waits
+ * overlap.  What changes for the program is when a bad free is reported: a double
+ * free or a pointer that is no block dies when its ring is settled, at most RING
+ * frees later, at the thread's next miss, malloc_trim, ENOMEM or thread exit, naming
+ * the pointer as before (as "free"); statistics count a waiting free as done and its
+ * block as cached.  One thread alone never
+ * uses the ring: its frees are checked at the call, as the debugging engine's are.
+ * A block in a ring is still live to the engine and counts against the cap; every
+ * flush settles the rings it seizes, to the engine.
+ *
  * Counting.  A hit stores only what it must: the list head and its length, and a
  * free (or calloc) counts itself.  What a cache holds is derived from the list
  * lengths, and the mallocs it served from the rest (held_by), when statistics are
@@ -83,7 +100,8 @@
 #include <string.h>
 
 enum { NCLASS = FM_TCACHE_NCLASS, NSMALL = FM_TCACHE_NSMALL, LIMIT = FM_TCACHE_LIMIT,
-       BATCH = FM_TCACHE_BATCH };
+       BATCH = FM_TCACHE_BATCH, RING = FM_TCACHE_RING };
+_Static_assert(RING >= 1 && RING <= 255, "ring out of range");
 _Static_assert(FM_TCACHE_LARGE_LIMIT >= 1 && FM_TCACHE_LARGE_LIMIT <= 255, "large limit out of range");
 _Static_assert(BATCH >= 1 && BATCH <= LIMIT && LIMIT <= 255, "batch and limit out of range");
 
@@ -228,21 +246,37 @@ static inline bool cached_already(struct fm_heap *h, const struct fm_tcache *tc,
     return listed(tc, c, p) || (p[1] == fm_tcache_key && depot_has(h, c, p));
 }
 
+/* Whether p, a pointer in the pool, is a live block that carries the cached mark and
+ * is listed by tc (if not NULL; in tc's critical section) or by the depot. */
+static bool marked_and_listed(struct fm_heap *h, const struct fm_tcache *tc, void **p)
+{
+    if (p[1] != fm_tcache_key || pool_classify(h->eng, p) != 0)
+        return false;
+    size_t s = bsize(from_ptr(p));
+    size_t c = s <= FM_TCACHE_MAX_STRIDE ? s >> 4 : s <= FM_TCACHE_LARGE_MAX ? fm_tcache_large_class(s) : 0;
+    if (c == 0)
+        return false; /* a size never cached */
+    return tc != NULL ? cached_already(h, tc, c, p) : depot_has(h, c, p);
+}
+
 bool fm_tcache_holds(struct fm_heap *h, void *ptr)
 {
     void **p = ptr;
-    if (p[1] != fm_tcache_key)
-        return false;
-    size_t s = bsize(from_ptr(ptr));
-    size_t c = s <= FM_TCACHE_MAX_STRIDE ? s >> 4 : s <= FM_TCACHE_LARGE_MAX ? fm_tcache_large_class(s) : 0;
-    if (c == 0)
-        return false; /* never cached */
     struct fm_tcache *tc = fm_tcache_mine;
-    if (tc == NULL || tc->heap != h)
-        return depot_has(h, c, p);
-    int how = fm_owned_enter(&tc->own);
-    bool held = cached_already(h, tc, c, p);
-    fm_owned_leave(&tc->own, how);
+    if (tc != NULL && tc->heap != h)
+        tc = NULL;
+    /* The heap's lock is held, and every thread that seizes caches holds it: if this
+     * thread's cache is seized, this thread is the one seizing, and may look in. */
+    bool seizing = tc != NULL && atomic_load_explicit(&tc->own.seized, memory_order_relaxed) != 0;
+    int how = tc != NULL && !seizing ? fm_owned_enter(&tc->own) : 0;
+    bool held = false;
+    if (tc != NULL)
+        for (unsigned i = 0; i < tc->nring && !held; i++)
+            held = tc->ring[i] == ptr;
+    if (!held)
+        held = marked_and_listed(h, tc, p);
+    if (tc != NULL)
+        fm_owned_leave(&tc->own, how);
     return held;
 }
 
@@ -264,10 +298,26 @@ static void **cut_oldest(struct fm_tcache *tc, size_t c, void ***where, size_t *
     return q;
 }
 
-/* Give every block tc holds back to the engine.  Heap lock held, and tc seized (or
- * out of the registry). */
+/* The frees noted in tc's ring, each to the engine as a free would have been (or the
+ * program dies naming it).  Heap lock held, and tc seized (or out of the registry). */
+static void ring_release(struct fm_heap *h, struct fm_tcache *tc)
+{
+    unsigned n = tc->nring;
+    void *ring[RING];
+    memcpy(ring, tc->ring, n * sizeof *ring);
+    tc->nring = 0;
+    for (unsigned i = 0; i < n; i++) {
+        if (marked_and_listed(h, tc, ring[i])) /* tc's own lists are searched here */
+            fm_die("free(%p): double free: the block was already freed", ring[i]);
+        fm_heap_free_held(h, ring[i], "free");
+    }
+}
+
+/* Give every block tc holds back to the engine, its ring's first.  Heap lock held,
+ * and tc seized (or out of the registry). */
 static void drain(struct fm_heap *h, struct fm_tcache *tc)
 {
+    ring_release(h, tc);
     for (size_t c = 0; c < NCLASS; c++) {
         while (tc->head[c]) {
             void **p = tc->head[c];
@@ -415,6 +465,54 @@ void *fm_tcache_calloc(struct fm_heap *h, size_t size)
         memset(p, 0, size);
     }
     return p;
+}
+
+void fm_tcache_free_threaded(struct fm_tcache *tc, void *ptr)
+{
+    int how = fm_owned_enter(&tc->own);
+    unsigned n = tc->nring;
+    tc->ring[n++] = ptr;
+    tc->nring = (uint8_t)n;
+    fm_owned_leave(&tc->own, how);
+    if (n == RING)
+        fm_tcache_settle(tc->heap);
+}
+
+bool fm_tcache_settle(struct fm_heap *h)
+{
+    struct fm_tcache *tc = fm_tcache_mine;
+    if (tc == NULL || tc->heap != h)
+        return false;
+    void *rest[RING]; /* what the lists do not take at once */
+    unsigned nrest = 0;
+    int how = fm_owned_enter(&tc->own);
+    unsigned n = tc->nring;
+    tc->nring = 0;
+    for (unsigned i = 0; i < n; i++)
+        __builtin_prefetch((char *)tc->ring[i] - HEADER, 1);
+    for (unsigned i = 0; i < n; i++) {
+        void **p = tc->ring[i];
+        size_t s = bsize(from_ptr(p));
+        size_t c = s >> 4;
+        if (s > FM_TCACHE_MAX_STRIDE || tc->count[c] >= LIMIT || p[1] == fm_tcache_key ||
+            pool_classify_in_range(tc->pool, p) != 0) {
+            rest[nrest++] = p;
+            continue;
+        }
+        link_in(tc, c, p);
+        tc->frees++;
+    }
+    fm_owned_leave(&tc->own, how);
+    /* Each of the rest as its own free: a large block, a full list, a block marked
+     * cached (freed twice?), or one the check refused (the slow path decides). */
+    for (unsigned i = 0; i < nrest; i++) {
+        size_t s = bsize(from_ptr(rest[i]));
+        if (s > FM_TCACHE_MAX_STRIDE)
+            fm_tcache_free_large(tc, rest[i], s, "free");
+        else
+            fm_tcache_free_locked(tc, rest[i], s, "free");
+    }
+    return n != 0;
 }
 
 void *fm_tcache_malloc_locked(struct fm_tcache *tc, size_t size)
@@ -683,7 +781,7 @@ bool fm_tcache_flush_all(struct fm_heap *h)
     for (struct fm_tcache *tc = h->tc_registry; tc; tc = tc->next) {
         uint64_t blocks, bytes, mallocs;
         held_by(tc, &blocks, &bytes, &mallocs);
-        any = any || blocks != 0;
+        any = any || blocks != 0 || tc->nring != 0;
         drain(h, tc);
     }
     yield_all(h);
@@ -705,6 +803,15 @@ void fm_tcache_totals(struct fm_heap *h, struct fm_tcache_totals *t)
         t->mallocs += mallocs;
         t->callocs += tc->callocs;
         t->frees += tc->frees;
+        /* A free waiting in the ring is a free done, and its block a cached one (one
+         * that is no block is left for the settling to report). */
+        for (unsigned i = 0; i < tc->nring; i++) {
+            if (pool_classify(tc->pool, tc->ring[i]) == 0) {
+                t->bytes += bsize(from_ptr(tc->ring[i])) - OVERHEAD;
+                t->blocks++;
+                t->frees++;
+            }
+        }
     }
     yield_all(h);
     uint64_t blocks, bytes;

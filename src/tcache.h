@@ -54,6 +54,10 @@ static inline size_t fm_tcache_large_round(size_t s)
 #ifndef FM_TCACHE_BATCH
 #define FM_TCACHE_BATCH (FM_TCACHE_LIMIT / 4)
 #endif
+/* While the process has threads, a free is only noted in its thread's ring, and
+ * this many are checked and put in their lists together (tcache.c, "The ring"). */
+#define FM_TCACHE_RING 16
+
 /* The depot between threads' caches (tcache.c): batches of a stride it holds, and
  * bytes in all. */
 #define FM_TCACHE_DEPOT_SLOTS 8
@@ -72,6 +76,8 @@ struct fm_tcache {
     uint64_t stocked, given_back;     /* blocks in from the engine, and back to it */
     uint64_t large_bytes;             /* usable bytes of the large blocks held */
     struct fm_tcache *next, *prev;    /* the heap's registry */
+    uint8_t nring;                    /* frees noted in ring, not yet settled */
+    void *ring[FM_TCACHE_RING];
 };
 
 /* This thread's cache; the state says whether it may have one (0 not yet, 1 yes, 2
@@ -93,12 +99,17 @@ extern void *fm_tcache_key FM_HIDDEN;
 /* (fm_tcache_malloc_locked goes on to fm_heap_malloc_miss itself.) */
 void *fm_tcache_malloc_locked(struct fm_tcache *tc, size_t size) FM_HIDDEN;
 void fm_tcache_free_locked(struct fm_tcache *tc, void *p, size_t stride, const char *caller) FM_HIDDEN;
+void fm_tcache_free_threaded(struct fm_tcache *tc, void *p) FM_HIDDEN;
+/* The frees waiting in this thread's ring for h, checked and put in their lists (or
+ * sent on); false if there were none. */
+bool fm_tcache_settle(struct fm_heap *h) FM_HIDDEN;
 void fm_tcache_free_marked(struct fm_tcache *tc, void *p, const char *caller) FM_HIDDEN;
-/* Whether live block p (the engine says so) is held by this thread's cache or by the
- * depot: freed already.  Called before a block that free or realloc was given goes to
- * the engine by another way than the caches (a full list, a large block over the
- * cache's bounds, realloc), with the heap's lock held.  Costs a load unless p carries
- * the cached mark.  (Blocks in other threads' caches are not searched.) */
+/* Whether p, a pointer in the pool, is held by this thread's cache (its lists or its
+ * ring) or by the depot: freed already.  Called before a block that free or realloc
+ * was given goes to the engine by another way than the caches (a full list, a large
+ * block over the cache's bounds, realloc, a ring settled), with the heap's lock held.
+ * Costs a look at the ring and a load unless p carries the cached mark.  (Blocks in
+ * other threads' caches are not searched.) */
 bool fm_tcache_holds(struct fm_heap *h, void *p) FM_HIDDEN;
 void fm_tcache_free_large(struct fm_tcache *tc, void *p, size_t stride, const char *caller) FM_HIDDEN;
 
@@ -126,13 +137,15 @@ static inline void *fm_tcache_malloc(struct fm_heap *h, size_t size)
 }
 
 /* free(ptr) through this thread's cache for h: false (nothing done) only if this
- * thread has no cache for h.  A live block of a cached stride joins its list; a full
- * list sends it to fm_heap_free_full; anything else goes to fm_heap_free_slow, which
- * decides under the heap's lock.  The size word is only a guess until pool_classify
- * (a full list's engine checks the pointer itself).  pool_classify reads the block's
- * neighbours without the heap's lock: another thread may be changing them, which can
- * only make a valid block look invalid, and then the slow path decides.  caller
- * names the call in messages. */
+ * thread has no cache for h.  While the process has threads, a pointer in the pool
+ * is noted in the thread's ring, and checked with the ring's others (tcache.c, "The
+ * ring").  Else a live block of a cached stride joins its list; a full list sends it
+ * to fm_heap_free_full; anything else goes to fm_heap_free_slow, which decides under
+ * the heap's lock.  The size word is only a guess until pool_classify (a full list's
+ * engine checks the pointer itself).  pool_classify reads the block's neighbours
+ * without the heap's lock: another thread may be changing them, which can only make
+ * a valid block look invalid, and then the slow path decides.  caller names the call
+ * in messages (a ring's: "free"). */
 static inline bool fm_tcache_free(struct fm_heap *h, void *ptr, const char *caller)
 {
     struct fm_tcache *tc = fm_tcache_mine;
@@ -144,13 +157,13 @@ static inline bool fm_tcache_free(struct fm_heap *h, void *ptr, const char *call
             fm_heap_free_slow(h, ptr, caller);
         return true;
     }
+    if (fm_unlikely(!fm_lock_elided())) {
+        fm_tcache_free_threaded(tc, ptr);
+        return true;
+    }
     size_t s = bsize(from_ptr(ptr));
     if (s > FM_TCACHE_MAX_STRIDE) {
         fm_tcache_free_large(tc, ptr, s, caller);
-        return true;
-    }
-    if (fm_unlikely(!fm_lock_elided())) {
-        fm_tcache_free_locked(tc, ptr, s, caller);
         return true;
     }
     size_t c = s >> 4;

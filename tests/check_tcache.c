@@ -314,6 +314,7 @@ START_TEST(full_list_gives_back_a_batch)
     ck_assert_uint_eq(st.cached, 0);
     for (int k = 0; k < N; k++) {
         fm_heap_free(&heap, p[k], "test");
+        fm_tcache_settle(&heap); /* each free settled at once (the ring is no matter here) */
         st = stats();
         uint64_t held = (uint64_t)k + 1, flushes = 0;
         if (held > FM_TCACHE_LIMIT) {
@@ -387,6 +388,7 @@ START_TEST(double_free_of_depot_block_aborts)
     companion_start();
     leave_a_batch_in_the_depot();
     fm_heap_free(&heap, given[0], "free");
+    fm_tcache_settle(&heap); /* threaded: the ring's check (ring_reports_a_double_free) */
 }
 END_TEST
 
@@ -401,6 +403,7 @@ START_TEST(double_free_into_full_list_aborts)
     for (int k = 0; k < FM_TCACHE_LIMIT; k++)
         fm_heap_free(&heap, p[k], "free");
     fm_heap_free(&heap, p[FM_TCACHE_LIMIT - 1], "free");
+    fm_tcache_settle(&heap);
 }
 END_TEST
 
@@ -425,6 +428,74 @@ START_TEST(realloc_of_cached_block_aborts)
     void *p = fm_heap_malloc(&heap, 64);
     fm_heap_free(&heap, p, "free");
     fm_heap_realloc(&heap, p, 4000, "realloc");
+}
+END_TEST
+
+/* While the process has threads, a free waits in its thread's ring (tcache.c, "The
+ * ring"): counted as done, its block as cached, at once; a miss settles the ring
+ * before it asks anyone else, so the block freed last is the one handed out. */
+START_TEST(ring_frees_count_at_once_and_settle_at_a_miss)
+{
+    open_heap(_i, 64 * MiB);
+    void *p[10];
+    for (int k = 0; k < 10; k++)
+        p[k] = fm_heap_malloc(&heap, 100);
+    fm_heap_trim(&heap); /* the refill's stock: no block of the size cached */
+    companion_start();
+    for (int k = 0; k < 10; k++)
+        fm_heap_free(&heap, p[k], "test");
+    struct fastmem_stats st = stats();
+    ck_assert_uint_eq(st.live_blocks, 0);
+    ck_assert_uint_eq(st.in_use, 0);
+    ck_assert_uint_eq(st.cached, 10 * 104);
+    ck_assert_uint_eq(st.calls_free, 10);
+    ck_assert_ptr_eq(fm_heap_malloc(&heap, 100), p[9]);
+    ck_assert_ptr_eq(fm_heap_malloc(&heap, 100), p[8]);
+    st = stats();
+    ck_assert_uint_eq(st.live_blocks, 2);
+    ck_assert_uint_eq(st.cached, 8 * 104);
+    companion_stop();
+    assert_sound();
+}
+END_TEST
+
+/* A double free waits in the ring like any free, and dies when the ring is settled:
+ * here when it fills. */
+START_TEST(ring_reports_a_double_free)
+{
+    open_heap(_i, 64 * MiB);
+    void *q[FM_TCACHE_RING];
+    for (int k = 0; k < FM_TCACHE_RING; k++)
+        q[k] = fm_heap_malloc(&heap, 64);
+    companion_start();
+    fm_heap_free(&heap, q[0], "free");
+    fm_heap_free(&heap, q[0], "free");
+    for (int k = 1; k < FM_TCACHE_RING - 1; k++)
+        fm_heap_free(&heap, q[k], "free"); /* the ring's last: settled, must not return */
+}
+END_TEST
+
+/* A pointer into a block, aligned like a block, waits in the ring too, and dies at
+ * the next miss (which settles the ring first). */
+START_TEST(ring_reports_a_pointer_into_a_block)
+{
+    open_heap(_i, 64 * MiB);
+    char *a = fm_heap_malloc(&heap, 640);
+    memset(a, 0, 640);
+    companion_start();
+    fm_heap_free(&heap, a + 64, "free");
+    fm_heap_malloc(&heap, 2000); /* a miss: must not return */
+}
+END_TEST
+
+/* realloc of a block whose free waits in the ring: it is no live block any more. */
+START_TEST(realloc_of_block_waiting_in_ring_aborts)
+{
+    open_heap(_i, 64 * MiB);
+    void *p = fm_heap_malloc(&heap, 64);
+    companion_start();
+    fm_heap_free(&heap, p, "free");
+    fm_heap_realloc(&heap, p, 4000, "realloc"); /* must not return */
 }
 END_TEST
 
@@ -615,13 +686,72 @@ START_TEST(cap_exact_with_threads_holding_caches)
 }
 END_TEST
 
+/* Threads that free blocks and keep them waiting in their rings (fewer than a ring
+ * holds), then wait to be let go. */
+enum { WAITING = FM_TCACHE_RING - 3 };
+
+static void *free_into_ring_and_wait(void *arg)
+{
+    (void)arg;
+    void *p[WAITING];
+    for (int k = 0; k < WAITING; k++)
+        p[k] = fm_heap_malloc(&heap, 500); /* a small miss makes the thread's cache */
+    for (int k = 0; k < WAITING; k++)
+        fm_heap_free(&heap, p[k], "test");
+    pthread_barrier_wait(&filled);
+    pthread_barrier_wait(&release_threads);
+    return NULL;
+}
+
+/* The cap stays exact with frees waiting in other threads' rings: ENOMEM's flush
+ * settles them, to the engine, before anyone is refused. */
+START_TEST(cap_exact_with_frees_waiting_in_rings)
+{
+    const size_t cap = 8 * MiB;
+    open_heap(_i, cap);
+    pthread_t t[THREADS];
+    pthread_barrier_init(&filled, NULL, THREADS + 1);
+    pthread_barrier_init(&release_threads, NULL, THREADS + 1);
+    for (int i = 0; i < THREADS; i++)
+        pthread_create(&t[i], NULL, free_into_ring_and_wait, NULL);
+    pthread_barrier_wait(&filled);
+    struct fastmem_stats st = stats();
+    ck_assert_uint_eq(st.live_blocks, 0);
+    ck_assert_uint_ge(st.cached, THREADS * WAITING * 504);
+    ck_assert_uint_eq(st.calls_free, THREADS * WAITING);
+    static void *blk[1 << 14];
+    size_t n = 0, usable = 0;
+    while ((blk[n] = fm_heap_malloc(&heap, 4000)) != NULL) {
+        usable += fm_heap_usable_size(&heap, blk[n]);
+        n++;
+    }
+    ck_assert_int_eq(errno, ENOMEM);
+    ck_assert_uint_ge(usable, cap / 100 * 97);
+    st = stats();
+    ck_assert_uint_eq(st.cached, 0);
+    ck_assert_uint_eq(st.calls_free, THREADS * WAITING);
+    pthread_barrier_wait(&release_threads);
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(t[i], NULL);
+    for (size_t i = 0; i < n; i++)
+        fm_heap_free(&heap, blk[i], "test");
+    fm_heap_trim(&heap);
+    st = stats();
+    ck_assert_uint_eq(st.live_blocks, 0);
+    ck_assert_uint_eq(st.cached, 0);
+    assert_sound();
+}
+END_TEST
+
+enum { EXIT_FREES = 2 * FM_TCACHE_RING + 5 }; /* 5 still waiting in the ring at exit */
+
 static void *fill_cache_and_exit(void *arg)
 {
     (void)arg;
-    void *p[32];
-    for (int k = 0; k < 32; k++)
+    void *p[EXIT_FREES];
+    for (int k = 0; k < EXIT_FREES; k++)
         p[k] = fm_heap_malloc(&heap, 16 + (size_t)k * 8);
-    for (int k = 0; k < 32; k++)
+    for (int k = 0; k < EXIT_FREES; k++)
         fm_heap_free(&heap, p[k], "test");
     return NULL;
 }
@@ -637,7 +767,7 @@ START_TEST(thread_exit_returns_its_cache)
         TU_REQUIRE(st.cached == 0 && st.live_blocks == 0 && st.in_use == 0,
                    "round %d: cached %llu, live %llu", round, (unsigned long long)st.cached,
                    (unsigned long long)st.live_blocks);
-        TU_REQUIRE(st.calls_free == (uint64_t)(round + 1) * 32, "round %d: frees %llu", round,
+        TU_REQUIRE(st.calls_free == (uint64_t)(round + 1) * EXIT_FREES, "round %d: frees %llu", round,
                    (unsigned long long)st.calls_free);
     }
     assert_sound();
@@ -819,6 +949,11 @@ static Suite *tcache_suite(void)
     tcase_add_loop_test_raise_signal(tc, double_free_of_cached_large_block_aborts, SIGABRT, 0, n);
     tcase_add_loop_test_raise_signal(tc, pointer_into_large_block_aborts, SIGABRT, 0, n);
     tcase_add_loop_test(tc, cap_exact_with_threads_holding_caches, 0, n);
+    tcase_add_loop_test(tc, cap_exact_with_frees_waiting_in_rings, 0, n);
+    tcase_add_loop_test(tc, ring_frees_count_at_once_and_settle_at_a_miss, 0, n);
+    tcase_add_loop_test_raise_signal(tc, ring_reports_a_double_free, SIGABRT, 0, n);
+    tcase_add_loop_test_raise_signal(tc, ring_reports_a_pointer_into_a_block, SIGABRT, 0, n);
+    tcase_add_loop_test_raise_signal(tc, realloc_of_block_waiting_in_ring_aborts, SIGABRT, 0, n);
     tcase_add_loop_test(tc, thread_exit_returns_its_cache, 0, n);
     tcase_add_loop_test(tc, fork_while_threads_hold_caches, 0, n);
     tcase_add_loop_test(tc, threads_churn_with_caches, 0, n);
