@@ -500,6 +500,7 @@ static inline bool pool_create(struct pool *p, size_t header, uint64_t magic, si
     p->bytes = (size_t)(end - mem);
     p->start = start;
     p->sentinel = (block_t *)(end - HEADER);
+    pool_set_range(p);
     block_t *b = (block_t *)start;
     b->prev_phys = NULL;
     b->size = (size_t)((char *)p->sentinel - start);
@@ -522,6 +523,7 @@ static inline void pool_grow(void *eng, size_t bytes)
      * which joins it with a free block before it. */
     old->size = delta | (old->size & F_PREV_FREE);
     p->sentinel = at(old, delta);
+    pool_set_range(p);
     p->sentinel->size = 0;
     p->bytes = (size_t)(end - p->mem);
     p->used_blocks++;

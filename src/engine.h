@@ -185,7 +185,7 @@ const struct fm_engine *fm_engine_default(void) FM_HIDDEN;
 
 extern const struct fm_engine fm_engine_tlsf FM_HIDDEN;
 /* tlsf's min_pool, as a constant for the engines built on it (engine_tlsf.c checks). */
-#define FM_TLSF_MIN_POOL ((size_t)10336)
+#define FM_TLSF_MIN_POOL ((size_t)10352)
 extern const struct fm_engine fm_engine_fm FM_HIDDEN;
 extern const struct fm_engine fm_engine_qm FM_HIDDEN;
 extern const struct fm_engine fm_engine_sys FM_HIDDEN;

@@ -60,6 +60,8 @@ struct pool {
     uint64_t used_blocks;
     block_t *pend_first, *pend_last; /* free blocks with grains waiting to go back */
     uint64_t pend_bytes;             /* the grains waiting, in bytes */
+    uintptr_t lo;                    /* start + HEADER: the lowest pointer to a block */
+    uintptr_t span16;                /* (sentinel - lo) / 16: pointers to blocks, from lo */
 };
 
 static inline size_t bsize(const block_t *b)
@@ -71,7 +73,7 @@ static inline size_t bsize(const block_t *b)
  * offset in the pool and its stride: the product's top bits depend on every bit). */
 static inline size_t live_check(const struct pool *p, const block_t *b, size_t s)
 {
-    size_t off = (size_t)((const char *)b - p->start);
+    size_t off = (size_t)((uintptr_t)b + HEADER - p->lo); /* b - start */
     return ((off << 16 ^ s) * (size_t)0x9E3779B97F4A7C15u) >> CHECK_SHIFT << CHECK_SHIFT;
 }
 
@@ -122,10 +124,26 @@ static inline block_t *from_ptr(const void *p)
  * the size one (at least BLOCK_MIN, ending by the sentinel: room >= BLOCK_MIN here). */
 static inline bool pool_in_range(const struct pool *p, const void *ptr)
 {
-    uintptr_t lo = (uintptr_t)p->start + HEADER;
-    uintptr_t off = (uintptr_t)ptr - lo;
-    uintptr_t span = (uintptr_t)p->sentinel - lo;
-    return ((off >> 4) | (off << 60)) < (span >> 4);
+    uintptr_t off = (uintptr_t)ptr - p->lo;
+    return ((off >> 4) | (off << 60)) < p->span16;
+}
+
+/* Set lo and span16 after the pool's start or sentinel moved. */
+static inline void pool_set_range(struct pool *p)
+{
+    p->lo = (uintptr_t)p->start + HEADER;
+    p->span16 = ((uintptr_t)p->sentinel - p->lo) >> 4;
+}
+
+/* For a thread cache taking a freed block of a cached stride: whether ptr, which
+ * pool_in_range accepted, is a live block, given its size word (stride s, no more
+ * than a cache's largest).  Only the word's check bits and flags are read: whether
+ * the block before it is free is left aside, and with it the boundary tags, which
+ * only joining relies on; the block is checked whole (pool_classify) when it goes
+ * back to the engine. */
+static inline bool pool_cacheable(const struct pool *p, const void *ptr, size_t word, size_t s)
+{
+    return s >= BLOCK_MIN && (word & ~F_PREV_FREE) == live_word(p, from_ptr(ptr), s);
 }
 
 /* pool_classify of a pointer that pool_in_range accepted. */

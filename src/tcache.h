@@ -56,7 +56,9 @@ static inline size_t fm_tcache_large_round(size_t s)
 #endif
 /* While the process has threads, a free is only noted in its thread's ring, and
  * this many are checked and put in their lists together (tcache.c, "The ring"). */
+#ifndef FM_TCACHE_RING
 #define FM_TCACHE_RING 16
+#endif
 
 /* The depot between threads' caches (tcache.c): batches of a stride it holds, and
  * bytes in all. */
@@ -161,7 +163,8 @@ static inline bool fm_tcache_free(struct fm_heap *h, void *ptr, const char *call
         fm_tcache_free_threaded(tc, ptr);
         return true;
     }
-    size_t s = bsize(from_ptr(ptr));
+    size_t word = from_ptr(ptr)->size;
+    size_t s = word & FM_STRIDE_BITS;
     if (s > FM_TCACHE_MAX_STRIDE) {
         fm_tcache_free_large(tc, ptr, s, caller);
         return true;
@@ -172,13 +175,14 @@ static inline bool fm_tcache_free(struct fm_heap *h, void *ptr, const char *call
         return true;
     }
     void **p = ptr;
-    if (fm_unlikely(pool_classify_in_range(pl, ptr) != 0))
+    void *key = fm_tcache_key;
+    if (fm_unlikely(!pool_cacheable(pl, ptr, word, s)))
         fm_heap_free_slow(h, ptr, caller);
-    else if (fm_unlikely(p[1] == fm_tcache_key))
+    else if (fm_unlikely(p[1] == key))
         fm_tcache_free_marked(tc, ptr, caller);
     else {
         p[0] = tc->head[c];
-        p[1] = fm_tcache_key;
+        p[1] = key;
         tc->head[c] = p;
         tc->count[c]++;
         tc->frees++;

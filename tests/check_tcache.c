@@ -421,6 +421,20 @@ START_TEST(double_free_into_full_list_single_threaded_aborts)
 }
 END_TEST
 
+/* A header forged inside a block, agreeing with the boundary tags around it, is no
+ * block to the cache either (it checks the size word's check bits, pool.h). */
+START_TEST(forged_header_inside_a_block_aborts)
+{
+    open_heap(_i, 64 * MiB);
+    char *a = fm_heap_malloc(&heap, 640);
+    memset(a, 0, 640);
+    size_t *fake = (size_t *)(a + 256);
+    fake[1] = 64;     /* a used block of 64 after a used block */
+    fake[8 + 1] = 32; /* and a used block after it */
+    fm_heap_free(&heap, a + 256 + 16, "free"); /* must not return */
+}
+END_TEST
+
 /* realloc of a block freed into the cache: moving it would free it a second time. */
 START_TEST(realloc_of_cached_block_aborts)
 {
@@ -941,6 +955,7 @@ static Suite *tcache_suite(void)
     tcase_add_loop_test_raise_signal(tc, double_free_into_full_list_single_threaded_aborts, SIGABRT, 0, n);
     tcase_add_loop_test_raise_signal(tc, double_free_into_full_large_list_aborts, SIGABRT, 0, n);
     tcase_add_loop_test_raise_signal(tc, realloc_of_cached_block_aborts, SIGABRT, 0, n);
+    tcase_add_loop_test_raise_signal(tc, forged_header_inside_a_block_aborts, SIGABRT, 0, n);
     tcase_add_loop_test(tc, depot_passes_batches_between_threads, 0, n);
     tcase_add_loop_test(tc, allocating_thread_gets_a_cache, 0, n);
     tcase_add_loop_test_raise_signal(tc, double_free_of_depot_block_aborts, SIGABRT, 0, n);
