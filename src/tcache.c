@@ -51,10 +51,11 @@
  * Fast paths.  malloc and free of a cached size are inlined into the exported names
  * (tcache.h): one thread-local read finds the cache, and while the process has one
  * thread a hit is a few loads and stores with no call at all.  free checks the
- * pointer with the engine's own pool_classify (pool.h), inline, before a block joins
- * a list, so a pointer the heap never handed out never reaches a cache: it goes to
- * the slow path, which reports it exactly as before.  Every other case leaves by a
- * tail call to the function that finishes it.
+ * pointer inline before a block joins a list (pool_cacheable, pool.h: the size
+ * word's check bits, which the engine wrote when it handed the block out), so a
+ * pointer the heap never handed out never reaches a cache: it goes to the slow path,
+ * which reports it exactly as before.  Every other case leaves by a tail call to the
+ * function that finishes it.
  *
  * Large blocks.  Strides above 1 KiB, up to FM_TCACHE_LARGE_MAX, are cached too: a
  * program that churns a few KiB blocks would otherwise pay the engine (a list search,
@@ -483,6 +484,8 @@ bool fm_tcache_settle(struct fm_heap *h)
     struct fm_tcache *tc = fm_tcache_mine;
     if (tc == NULL || tc->heap != h)
         return false;
+    if (fm_lock_elided() && tc->nring == 0)
+        return false; /* (one thread: nobody else reads or writes tc) */
     void *rest[RING]; /* what the lists do not take at once */
     unsigned nrest = 0;
     int how = fm_owned_enter(&tc->own);
@@ -495,7 +498,7 @@ bool fm_tcache_settle(struct fm_heap *h)
         size_t s = bsize(from_ptr(p));
         size_t c = s >> 4;
         if (s > FM_TCACHE_MAX_STRIDE || tc->count[c] >= LIMIT || p[1] == fm_tcache_key ||
-            pool_classify_in_range(tc->pool, p) != 0) {
+            !pool_cacheable(tc->pool, p, from_ptr(p)->size, s)) {
             rest[nrest++] = p;
             continue;
         }
@@ -540,7 +543,7 @@ void fm_tcache_free_locked(struct fm_tcache *tc, void *ptr, size_t stride, const
         fm_heap_free_full(h, ptr, stride - OVERHEAD, caller);
         return;
     }
-    if (pool_classify_in_range(tc->pool, ptr) != 0) {
+    if (!pool_cacheable(tc->pool, ptr, from_ptr(ptr)->size, stride)) {
         fm_owned_leave(&tc->own, how);
         fm_heap_free_slow(h, ptr, caller);
         return;
@@ -577,7 +580,7 @@ void fm_tcache_free_large(struct fm_tcache *tc, void *ptr, size_t stride, const 
     void **p = ptr;
     int how = fm_owned_enter(&tc->own);
     if (tc->count[c] >= FM_TCACHE_LARGE_LIMIT || tc->large_bytes + usable > FM_TCACHE_LARGE_BYTES ||
-        pool_classify_in_range(tc->pool, ptr) != 0) {
+        !pool_cacheable(tc->pool, ptr, from_ptr(ptr)->size, stride)) {
         fm_owned_leave(&tc->own, how);
         fm_heap_free_slow(h, ptr, caller);
         return;
