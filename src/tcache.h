@@ -119,13 +119,34 @@ void fm_tcache_free_large(struct fm_tcache *tc, void *p, size_t stride, const ch
  * from this thread's cache for h; NULL if it has no block that fits. */
 void *fm_tcache_malloc_large(struct fm_heap *h, size_t size) FM_HIDDEN;
 
+/* fm_tcache_malloc of a size above the small lists': while the process has one
+ * thread, a hit in the large lists is served here; anything else goes on to
+ * fm_heap_malloc_miss (heap.c, malloc_large). */
+static inline void *fm_tcache_malloc_big(struct fm_tcache *tc, struct fm_heap *h, size_t size)
+{
+    if (size <= FM_TCACHE_LARGE_MAX_USABLE && fm_lock_elided()) {
+        size_t c = fm_tcache_large_class(fm_tcache_large_round(fm_block_stride(size)));
+        void **p = tc->head[c];
+        if (p != NULL) {
+            tc->head[c] = p[0];
+            tc->count[c]--;
+            tc->large_bytes -= bsize(from_ptr(p)) - OVERHEAD;
+            p[1] = NULL; /* no longer marked cached */
+            return p;
+        }
+    }
+    return fm_heap_malloc_miss(h, size);
+}
+
 /* malloc(size) from this thread's cache for h; a miss (or a size too large to be
  * cached, or no cache) goes on to fm_heap_malloc_miss. */
 static inline void *fm_tcache_malloc(struct fm_heap *h, size_t size)
 {
     struct fm_tcache *tc = fm_tcache_mine;
-    if (fm_unlikely(tc == NULL) || fm_unlikely(tc->heap != h) || size > FM_TCACHE_MAX_USABLE)
+    if (fm_unlikely(tc == NULL) || fm_unlikely(tc->heap != h))
         return fm_heap_malloc_miss(h, size);
+    if (fm_unlikely(size > FM_TCACHE_MAX_USABLE))
+        return fm_tcache_malloc_big(tc, h, size);
     if (fm_unlikely(!fm_lock_elided()))
         return fm_tcache_malloc_locked(tc, size);
     size_t c = fm_block_stride(size) >> 4;
@@ -165,8 +186,23 @@ static inline bool fm_tcache_free(struct fm_heap *h, void *ptr, const char *call
     }
     size_t word = from_ptr(ptr)->size;
     size_t s = word & FM_STRIDE_BITS;
+    void *key = fm_tcache_key;
     if (s > FM_TCACHE_MAX_STRIDE) {
-        fm_tcache_free_large(tc, ptr, s, caller);
+        /* a large block: its list's push inline, when nothing stands in the way */
+        void **p = ptr;
+        size_t c = fm_tcache_large_class(s), usable = s - OVERHEAD;
+        if (s <= FM_TCACHE_LARGE_MAX && tc->count[c] < FM_TCACHE_LARGE_LIMIT &&
+            tc->large_bytes + usable <= FM_TCACHE_LARGE_BYTES && pool_cacheable(pl, ptr, word, s) &&
+            p[1] != key) {
+            p[0] = tc->head[c];
+            p[1] = key;
+            tc->head[c] = p;
+            tc->count[c]++;
+            tc->frees++;
+            tc->large_bytes += usable;
+        } else {
+            fm_tcache_free_large(tc, ptr, s, caller);
+        }
         return true;
     }
     size_t c = s >> 4;
@@ -175,7 +211,6 @@ static inline bool fm_tcache_free(struct fm_heap *h, void *ptr, const char *call
         return true;
     }
     void **p = ptr;
-    void *key = fm_tcache_key;
     if (fm_unlikely(!pool_cacheable(pl, ptr, word, s)))
         fm_heap_free_slow(h, ptr, caller);
     else if (fm_unlikely(p[1] == key))
