@@ -400,7 +400,11 @@ void fm_heap_count_invalid(struct fm_heap *h)
  * it back while the cache still lists it, and hand it out twice. */
 static inline bool held_by_cache(struct fm_heap *h, void *p)
 {
-    return h->caches && fm_tcache_holds(h, p);
+    if (!h->caches)
+        return false;
+    const struct fm_tcache *tc = fm_tcache_mine; /* its own: see fm_tcache_holds */
+    bool waiting = tc != NULL && tc->nring != 0;
+    return (waiting || ((void **)p)[1] == fm_tcache_key) && fm_tcache_holds(h, p);
 }
 
 _Noreturn FM_COLD static void bad_pointer(struct fm_heap *h, bool held, const char *caller, const void *p)

@@ -262,23 +262,17 @@ static bool marked_and_listed(struct fm_heap *h, const struct fm_tcache *tc, voi
 
 bool fm_tcache_holds(struct fm_heap *h, void *ptr)
 {
-    void **p = ptr;
     struct fm_tcache *tc = fm_tcache_mine;
     if (tc != NULL && tc->heap != h)
         tc = NULL;
-    /* The heap's lock is held, and every thread that seizes caches holds it: if this
-     * thread's cache is seized, this thread is the one seizing, and may look in. */
-    bool seizing = tc != NULL && atomic_load_explicit(&tc->own.seized, memory_order_relaxed) != 0;
-    int how = tc != NULL && !seizing ? fm_owned_enter(&tc->own) : 0;
-    bool held = false;
+    /* The heap's lock is held, and every thread that takes caches from their owners
+     * holds it too: nobody but this thread changes its own cache meanwhile, so it
+     * looks in without entering. */
     if (tc != NULL)
-        for (unsigned i = 0; i < tc->nring && !held; i++)
-            held = tc->ring[i] == ptr;
-    if (!held)
-        held = marked_and_listed(h, tc, p);
-    if (tc != NULL)
-        fm_owned_leave(&tc->own, how);
-    return held;
+        for (unsigned i = 0; i < tc->nring; i++)
+            if (tc->ring[i] == ptr)
+                return true;
+    return marked_and_listed(h, tc, ptr);
 }
 
 /* In tc's critical section, its list c full: cut off the BATCH oldest blocks and
