@@ -655,14 +655,51 @@ static void *fill_cache_and_wait(void *arg)
     return NULL;
 }
 
-/* Start THREADS threads that fill their caches, and wait until they have. */
-static void start_cache_holders(pthread_t *t)
+/* Start THREADS threads running fn, which fills something and waits at both
+ * barriers, and wait until they have filled it. */
+static void start_holders(pthread_t *t, void *(*fn)(void *))
 {
     pthread_barrier_init(&filled, NULL, THREADS + 1);
     pthread_barrier_init(&release_threads, NULL, THREADS + 1);
     for (int i = 0; i < THREADS; i++)
-        pthread_create(&t[i], NULL, fill_cache_and_wait, NULL);
+        pthread_create(&t[i], NULL, fn, NULL);
     pthread_barrier_wait(&filled);
+}
+
+/* Start THREADS threads that fill their caches, and wait until they have. */
+static void start_cache_holders(pthread_t *t)
+{
+    start_holders(t, fill_cache_and_wait);
+}
+
+/* Blocks of 4000 bytes into blk until ENOMEM; their number in *n, their usable bytes
+ * returned. */
+static size_t fill_to_the_cap(void **blk, size_t *n)
+{
+    size_t usable = 0;
+    *n = 0;
+    while ((blk[*n] = fm_heap_malloc(&heap, 4000)) != NULL) {
+        usable += fm_heap_usable_size(&heap, blk[*n]);
+        ++*n;
+    }
+    ck_assert_int_eq(errno, ENOMEM);
+    return usable;
+}
+
+/* The holders let go and joined, blk's n blocks freed and the heap trimmed: nothing
+ * live, nothing cached, the heap sound. */
+static void let_go_and_empty(pthread_t *t, void **blk, size_t n)
+{
+    pthread_barrier_wait(&release_threads);
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(t[i], NULL);
+    for (size_t i = 0; i < n; i++)
+        fm_heap_free(&heap, blk[i], "test");
+    fm_heap_trim(&heap);
+    struct fastmem_stats st = stats();
+    ck_assert_uint_eq(st.live_blocks, 0);
+    ck_assert_uint_eq(st.cached, 0);
+    assert_sound();
 }
 
 /* With four threads holding full caches and a batch in the depot, one thread can
@@ -678,25 +715,12 @@ START_TEST(cap_exact_with_threads_holding_caches)
     ck_assert_uint_ge(st.cached, THREADS * 62 * 8 * 24 + FM_TCACHE_BATCH * 200);
     ck_assert_uint_eq(st.live_blocks, 0);
     static void *blk[1 << 14];
-    size_t n = 0, usable = 0;
-    while ((blk[n] = fm_heap_malloc(&heap, 4000)) != NULL) {
-        usable += fm_heap_usable_size(&heap, blk[n]);
-        n++;
-    }
-    ck_assert_int_eq(errno, ENOMEM);
+    size_t n;
+    size_t usable = fill_to_the_cap(blk, &n);
     st = stats();
     ck_assert_uint_eq(st.cached, 0);
     ck_assert_uint_ge(usable, cap / 100 * 97);
-    pthread_barrier_wait(&release_threads);
-    for (int i = 0; i < THREADS; i++)
-        pthread_join(t[i], NULL);
-    for (size_t i = 0; i < n; i++)
-        fm_heap_free(&heap, blk[i], "test");
-    fm_heap_trim(&heap);
-    st = stats();
-    ck_assert_uint_eq(st.live_blocks, 0);
-    ck_assert_uint_eq(st.cached, 0);
-    assert_sound();
+    let_go_and_empty(t, blk, n);
 }
 END_TEST
 
@@ -724,36 +748,19 @@ START_TEST(cap_exact_with_frees_waiting_in_rings)
     const size_t cap = 8 * MiB;
     open_heap(_i, cap);
     pthread_t t[THREADS];
-    pthread_barrier_init(&filled, NULL, THREADS + 1);
-    pthread_barrier_init(&release_threads, NULL, THREADS + 1);
-    for (int i = 0; i < THREADS; i++)
-        pthread_create(&t[i], NULL, free_into_ring_and_wait, NULL);
-    pthread_barrier_wait(&filled);
+    start_holders(t, free_into_ring_and_wait);
     struct fastmem_stats st = stats();
     ck_assert_uint_eq(st.live_blocks, 0);
     ck_assert_uint_ge(st.cached, THREADS * WAITING * 504);
     ck_assert_uint_eq(st.calls_free, THREADS * WAITING);
     static void *blk[1 << 14];
-    size_t n = 0, usable = 0;
-    while ((blk[n] = fm_heap_malloc(&heap, 4000)) != NULL) {
-        usable += fm_heap_usable_size(&heap, blk[n]);
-        n++;
-    }
-    ck_assert_int_eq(errno, ENOMEM);
+    size_t n;
+    size_t usable = fill_to_the_cap(blk, &n);
     ck_assert_uint_ge(usable, cap / 100 * 97);
     st = stats();
     ck_assert_uint_eq(st.cached, 0);
     ck_assert_uint_eq(st.calls_free, THREADS * WAITING);
-    pthread_barrier_wait(&release_threads);
-    for (int i = 0; i < THREADS; i++)
-        pthread_join(t[i], NULL);
-    for (size_t i = 0; i < n; i++)
-        fm_heap_free(&heap, blk[i], "test");
-    fm_heap_trim(&heap);
-    st = stats();
-    ck_assert_uint_eq(st.live_blocks, 0);
-    ck_assert_uint_eq(st.cached, 0);
-    assert_sound();
+    let_go_and_empty(t, blk, n);
 }
 END_TEST
 
