@@ -72,9 +72,10 @@
  *
  * The ring.  While the process has threads, free does not read the block at all: it
  * notes the pointer (checked to lie in the pool, aligned) in its thread's ring, and
- * every RING frees, or at the thread's next miss, the ring is settled: the blocks'
- * headers are prefetched together, then each is checked (pool_classify, the cached
- * mark) and pushed on its list, or sent on as a free of it would have been.  A
+ * every RING frees, or at the thread's next miss, the ring is settled: each block's
+ * header, prefetched when its free was noted, is checked (pool_cacheable, the cached
+ * mark) and the block pushed on its list, or sent on as a free of it would have
+ * been.  A
  * block freed by another thread than the one that wrote it has its header in a cache
  * line that thread holds; read at once, as a free must to know the size, each such
  * free waited for the line alone (larson, prodcons), and settled together the waits
@@ -82,8 +83,8 @@
  * free or a pointer that is no block dies when its ring is settled, at most RING
  * frees later, at the thread's next miss, malloc_trim, ENOMEM or thread exit, naming
  * the pointer as before (as "free"); statistics count a waiting free as done and its
- * block as cached.  One thread alone never
- * uses the ring: its frees are checked at the call, as the debugging engine's are.
+ * block as cached.  One thread alone never uses the ring: its frees are checked at
+ * the call, as the debugging engine's are.
  * A block in a ring is still live to the engine and counts against the cap; every
  * flush settles the rings it seizes, to the engine.
  *
