@@ -104,19 +104,28 @@ extern bool fm_owned_fast FM_HIDDEN;
 /* Decide fm_owned_fast, once, before any fm_owned_t is used. */
 void fm_owned_setup(void) FM_HIDDEN;
 
+/* The owner's fast way in alone: true if in (leave with fm_owned_leave(o, 1)); false
+ * if not (no membarrier, or the data seized): nothing is held, fm_owned_enter decides. */
+static inline bool fm_owned_try(fm_owned_t *o)
+{
+    if (!fm_owned_fast)
+        return false;
+    atomic_store_explicit(&o->busy, 1, memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst);
+    if (fm_likely(atomic_load_explicit(&o->seized, memory_order_acquire) == 0))
+        return true;
+    atomic_store_explicit(&o->busy, 0, memory_order_release);
+    return false;
+}
+
 /* The owner comes in; returns what fm_owned_leave needs (0: the process has one
  * thread, nothing to exclude; 1: the fast way; 2: the lock). */
 static inline int fm_owned_enter(fm_owned_t *o)
 {
     if (fm_lock_elided())
         return 0;
-    if (fm_likely(fm_owned_fast)) {
-        atomic_store_explicit(&o->busy, 1, memory_order_relaxed);
-        atomic_signal_fence(memory_order_seq_cst);
-        if (fm_likely(atomic_load_explicit(&o->seized, memory_order_acquire) == 0))
-            return 1;
-        atomic_store_explicit(&o->busy, 0, memory_order_release);
-    }
+    if (fm_likely(fm_owned_try(o)))
+        return 1;
     fm_lock_acquire(&o->lock, false);
     return 2;
 }

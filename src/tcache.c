@@ -463,9 +463,10 @@ void *fm_tcache_calloc(struct fm_heap *h, size_t size)
     return p;
 }
 
-void fm_tcache_free_threaded(struct fm_tcache *tc, void *ptr)
+/* fm_tcache_free_threaded's every other case: the cache seized or locked, the ring
+ * full.  (Apart, so that the common case needs no registers saved.) */
+FM_NOINLINE static void free_threaded_slow(struct fm_tcache *tc, void *ptr)
 {
-    __builtin_prefetch((char *)ptr - HEADER, 1); /* for the settling, some frees later */
     int how = fm_owned_enter(&tc->own);
     unsigned n = tc->nring;
     tc->ring[n++] = ptr;
@@ -473,6 +474,22 @@ void fm_tcache_free_threaded(struct fm_tcache *tc, void *ptr)
     fm_owned_leave(&tc->own, how);
     if (n == RING)
         fm_tcache_settle(tc->heap);
+}
+
+void fm_tcache_free_threaded(struct fm_tcache *tc, void *ptr)
+{
+    __builtin_prefetch((char *)ptr - HEADER, 1); /* for the settling, some frees later */
+    if (fm_likely(fm_owned_try(&tc->own))) {
+        unsigned n = tc->nring;
+        if (fm_likely(n + 1 < RING)) {
+            tc->ring[n] = ptr;
+            tc->nring = (uint8_t)(n + 1);
+            fm_owned_leave(&tc->own, 1);
+            return;
+        }
+        fm_owned_leave(&tc->own, 1);
+    }
+    free_threaded_slow(tc, ptr);
 }
 
 bool fm_tcache_settle(struct fm_heap *h)
