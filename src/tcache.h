@@ -52,7 +52,7 @@ static inline size_t fm_tcache_large_round(size_t s)
 #define FM_TCACHE_LIMIT 32
 #endif
 #ifndef FM_TCACHE_BATCH
-#define FM_TCACHE_BATCH (FM_TCACHE_LIMIT / 4)
+#define FM_TCACHE_BATCH (FM_TCACHE_LIMIT / 2)
 #endif
 /* While the process has threads, a free is only noted in its thread's ring, and
  * this many are checked and put in their lists together (tcache.c, "The ring"). */
