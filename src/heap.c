@@ -394,8 +394,6 @@ void fm_heap_count_invalid(struct fm_heap *h)
     unlock(h, held);
 }
 
-/* Report a pointer that is in our range but is no live block, and stop: the program
- * has damaged its heap, and going on would spread the damage. */
 /* Whether p is a block a thread cache holds (freed already): the engine would take
  * it back while the cache still lists it, and hand it out twice. */
 static inline bool held_by_cache(struct fm_heap *h, void *p)
@@ -407,6 +405,8 @@ static inline bool held_by_cache(struct fm_heap *h, void *p)
     return (waiting || ((void **)p)[1] == fm_tcache_key) && fm_tcache_holds(h, p);
 }
 
+/* Report a pointer that is in our range but is no live block, and stop: the program
+ * has damaged its heap, and going on would spread the damage. */
 _Noreturn FM_COLD static void bad_pointer(struct fm_heap *h, bool held, const char *caller, const void *p)
 {
     if (h->engine->diagnose) {
@@ -430,9 +430,8 @@ void fm_heap_foreign(struct fm_heap *h, const char *caller, const void *p)
         fm_die("%s(%p): not a pointer libfastmem handed out (it is outside the heap)", caller, p);
 }
 
-/* Free an owned block with the lock held; returns false if p is no live block. */
-/* Heap lock held: p back to the engine, false if it is not a live block (the caller
- * says why).  Dies on a block a thread cache holds. */
+/* Heap lock held: p back to the engine; false if it is no live block, or one a
+ * thread cache holds (the caller reports which, with bad_pointer). */
 static bool free_locked(struct fm_heap *h, void *p)
 {
     if (fm_unlikely(held_by_cache(h, p)))

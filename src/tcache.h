@@ -164,11 +164,9 @@ static inline void *fm_tcache_malloc(struct fm_heap *h, size_t size)
  * is noted in the thread's ring, and checked with the ring's others (tcache.c, "The
  * ring").  Else a live block of a cached stride joins its list; a full list sends it
  * to fm_heap_free_full; anything else goes to fm_heap_free_slow, which decides under
- * the heap's lock.  The size word is only a guess until pool_classify (a full list's
- * engine checks the pointer itself).  pool_classify reads the block's neighbours
- * without the heap's lock: another thread may be changing them, which can only make
- * a valid block look invalid, and then the slow path decides.  caller names the call
- * in messages (a ring's: "free"). */
+ * the heap's lock.  The size word is only a guess until pool_cacheable has seen its
+ * check bits (a full list's engine checks the pointer itself).  caller names the
+ * call in messages (a ring's: "free"). */
 static inline bool fm_tcache_free(struct fm_heap *h, void *ptr, const char *caller)
 {
     struct fm_tcache *tc = fm_tcache_mine;
