@@ -3,9 +3,10 @@
  * check that a pointer is a live block.
  *
  * The engines include this through block.h.  The thread caches (tcache.h) include it
- * alone, so that a free they serve checks the pointer with the same code the engine
- * would, inline, without an indirect call: every engine that has caches in front is
- * a pool engine (engine.h, pool_layout), whose instance starts with a struct pool.
+ * alone, so that a free they serve checks the pointer inline, without an indirect
+ * call (pool_in_range, pool_cacheable; pool_classify when a block goes back to the
+ * engine): every engine that has caches in front is a pool engine (engine.h,
+ * pool_layout), whose instance starts with a struct pool.
  */
 #ifndef FM_POOL_H
 #define FM_POOL_H
@@ -116,7 +117,7 @@ static inline block_t *from_ptr(const void *p)
 /* What ptr is: 0 for a live block, else an FM_FREE_* code.  Cheap checks only, none
  * of which reads outside the pool: alignment, range, a size word with the right check
  * bits and a sane size and, when its flags say a neighbour is free, boundary tags that
- * agree with the neighbours.  Every free the thread caches take runs this, so the
+ * agree with the neighbours.  Every free that reaches an engine runs this, and the
  * common case (a used block after a used block) is a short straight line that reads
  * nothing but the block's own size word: the range and alignment are one compare
  * (rotated right by 4, an offset with any of its low bits set is larger than any
