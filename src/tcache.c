@@ -303,13 +303,12 @@ static void **cut_oldest(struct fm_tcache *tc, size_t c, void ***where, size_t *
 static void ring_release(struct fm_heap *h, struct fm_tcache *tc)
 {
     unsigned n = tc->nring;
-    void *ring[RING];
-    memcpy(ring, tc->ring, n * sizeof *ring);
-    tc->nring = 0;
+    tc->nring = 0; /* first: fm_heap_free_held looks in the ring for what it frees */
     for (unsigned i = 0; i < n; i++) {
-        if (marked_and_listed(h, tc, ring[i])) /* tc's own lists are searched here */
-            fm_die("free(%p): double free: the block was already freed", ring[i]);
-        fm_heap_free_held(h, ring[i], "free");
+        void **p = tc->ring[i];
+        if (marked_and_listed(h, tc, p)) /* tc's own lists are searched here */
+            fm_die("free(%p): double free: the block was already freed", (void *)p);
+        fm_heap_free_held(h, p, "free");
     }
 }
 
@@ -512,10 +511,9 @@ bool fm_tcache_settle(struct fm_heap *h)
         __builtin_prefetch((char *)tc->ring[i] - HEADER, 1);
     for (unsigned i = 0; i < n; i++) {
         void **p = tc->ring[i];
-        size_t s = bsize(from_ptr(p));
-        size_t c = s >> 4;
+        size_t word = from_ptr(p)->size, s = word & FM_STRIDE_BITS, c = s >> 4;
         if (s > FM_TCACHE_MAX_STRIDE || tc->count[c] >= LIMIT || p[1] == fm_tcache_key ||
-            !pool_cacheable(tc->pool, p, from_ptr(p)->size, s)) {
+            !pool_cacheable(tc->pool, p, word, s)) {
             rest[nrest++] = p;
             continue;
         }
