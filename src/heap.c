@@ -445,6 +445,14 @@ static bool free_locked(struct fm_heap *h, void *p)
     return true;
 }
 
+/* Heap lock held (held: by this call's lock()): p back to the engine, or the program
+ * dies naming what p is. */
+static inline void free_or_die(struct fm_heap *h, bool held, void *p, const char *caller)
+{
+    if (fm_unlikely(!free_locked(h, p)))
+        bad_pointer(h, held, caller, p);
+}
+
 /* Free a block of this thread's cache's size range whose list is full: under one
  * lock, the list's oldest blocks go back to the engine and p joins the list. */
 FM_NOINLINE static void free_flushing(struct fm_heap *h, void *p, size_t usable, const char *caller)
@@ -459,8 +467,7 @@ FM_NOINLINE static void free_flushing(struct fm_heap *h, void *p, size_t usable,
         unlock(h, held);
         fm_die("%s(%p): double free: the block was already freed", caller, p);
     }
-    if (fm_unlikely(!free_locked(h, p)))
-        bad_pointer(h, held, caller, p);
+    free_or_die(h, held, p, caller);
     unlock(h, held);
 }
 
@@ -497,8 +504,7 @@ static enum fm_free_result free_slow(struct fm_heap *h, void *p, const char *cal
         unlock(h, held); /* a damaged heap is left as it is */
         return FM_FREED;
     }
-    if (fm_unlikely(!free_locked(h, p)))
-        bad_pointer(h, held, caller, p);
+    free_or_die(h, held, p, caller);
     unlock(h, held);
     return FM_FREED;
 }
@@ -515,8 +521,7 @@ void fm_heap_free_full(struct fm_heap *h, void *p, size_t usable, const char *ca
         return;
     }
     bool held = lock(h);
-    if (fm_unlikely(!free_locked(h, p)))
-        bad_pointer(h, held, caller, p);
+    free_or_die(h, held, p, caller);
     unlock(h, held);
 }
 
@@ -707,8 +712,7 @@ void *fm_heap_alloc_internal(struct fm_heap *h, size_t size)
 
 void fm_heap_free_held(struct fm_heap *h, void *p, const char *caller)
 {
-    if (fm_unlikely(!free_locked(h, p)))
-        bad_pointer(h, false, caller, p);
+    free_or_die(h, false, p, caller);
 }
 
 void fm_heap_release_cached(struct fm_heap *h, void *p)
