@@ -383,7 +383,7 @@ static inline void *hand_out_range(struct pool *p, block_t *b, size_t s, bool re
         pool_insert(p, rest);
     } else {
         b->size = live_word(p, b, have) | (b->size & F_PREV_FREE);
-        next_phys(b)->size &= ~F_PREV_FREE;
+        clear_prev_free(next_phys(b));
     }
     p->used_blocks++;
     return to_ptr(b);
@@ -440,14 +440,14 @@ static inline void pool_release_ex(struct pool *p, block_t *b, bool clean)
             pool_insert(p, q);
         }
         n->prev_phys = q;
-        n->size |= F_PREV_FREE;
+        set_prev_free(n);
         b->size = 0; /* inside q now: no stale header may pass for a live block */
         settle(p, q, lo, hi);
         return;
     }
     b->size = s | F_FREE; /* b's F_PREV_FREE is clear here */
     n->prev_phys = b;
-    n->size |= F_PREV_FREE;
+    set_prev_free(n);
     pool_insert(p, b);
     settle(p, b, lo, hi);
 }
@@ -477,7 +477,7 @@ static inline void pool_trim_used(struct pool *p, block_t *b, size_t s)
         pool_unlink(p, n); /* its header is inside rest now, but still reads as before */
     n = at(rest, rs);
     n->prev_phys = rest;
-    n->size |= F_PREV_FREE;
+    set_prev_free(n);
     pool_insert(p, rest);
     settle(p, rest, (uintptr_t)rest, hi);
 }
@@ -523,7 +523,7 @@ static inline void pool_grow(void *eng, size_t bytes)
      * which joins it with a free block before it. */
     old->size = delta | (old->size & F_PREV_FREE);
     p->sentinel = at(old, delta);
-    pool_set_range(p);
+    pool_set_span(p);
     p->sentinel->size = 0;
     p->bytes = (size_t)(end - p->mem);
     p->used_blocks++;
@@ -645,7 +645,7 @@ static inline bool pool_resize(void *eng, void *ptr, size_t n)
         pool_unlink(p, nx);
         size_t grown = bsize(b) + bsize(nx);
         b->size = live_word(p, b, grown) | (b->size & F_PREV_FREE);
-        next_phys(b)->size &= ~F_PREV_FREE;
+        clear_prev_free(next_phys(b));
     }
     pool_trim_used(p, b, s);
     return true;

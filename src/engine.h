@@ -149,7 +149,7 @@ struct fm_engine {
 
 static inline size_t fm_block_usable_unchecked(const void *p)
 {
-    size_t word = ((const size_t *)p)[-1];
+    size_t word = __atomic_load_n((const size_t *)p - 1, __ATOMIC_RELAXED); /* pool.h, block_word */
     return (word & FM_STRIDE_BITS) - 8;
 }
 

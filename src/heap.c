@@ -161,7 +161,8 @@ static bool grow(struct fm_heap *h, size_t need)
             return false;
         step = least;
     }
-    h->committed += step;
+    /* (free_slow reads committed without the lock: one whole word, as pool.h's block_word) */
+    __atomic_store_n(&h->committed, h->committed + step, __ATOMIC_RELAXED);
     h->engine->grow(h->eng, eng_bytes(h));
     return true;
 }
@@ -487,7 +488,7 @@ static enum fm_free_result free_slow(struct fm_heap *h, void *p, const char *cal
      * size word and neighbours without the heap's lock: another thread may be changing
      * the neighbours, which can only make a valid block look invalid, and then the
      * locked path below decides.  (committed only grows: a stale value is smaller.) */
-    if (h->caches && (char *)p >= h->base + FM_ALIGN && (char *)p < h->base + h->committed) {
+    if (h->caches && (char *)p >= h->base + FM_ALIGN && (char *)p < h->base + __atomic_load_n(&h->committed, __ATOMIC_RELAXED)) {
         size_t u = fm_block_usable_unchecked(p);
         if (u <= FM_TCACHE_MAX_USABLE && u >= 24) {
             if (fm_tcache_may_take(h, u)) {

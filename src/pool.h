@@ -70,6 +70,35 @@ static inline size_t bsize(const block_t *b)
     return b->size & FM_STRIDE_BITS;
 }
 
+/* Threads read a live block's size word without the heap's lock (the caches' fast
+ * paths, a ring being settled, free's slow path guessing), while the engine, under
+ * the lock, may set or clear F_PREV_FREE in that very word because the block before
+ * it was just freed or handed out.  No other bit of a live block's word changes while
+ * the block lives, and the lock-free readers ignore F_PREV_FREE, so either value will
+ * do; what matters is that the word is read and written whole, once.  These are
+ * relaxed atomic accesses (a plain load or store on every target we build for) that
+ * say so to the compiler and to ThreadSanitizer.  All other writes to size words are
+ * made under the lock to blocks no other thread may look at. */
+static inline size_t block_word(const block_t *b)
+{
+    return __atomic_load_n(&b->size, __ATOMIC_RELAXED);
+}
+
+static inline size_t bsize_unlocked(const block_t *b)
+{
+    return block_word(b) & FM_STRIDE_BITS;
+}
+
+static inline void set_prev_free(block_t *n)
+{
+    __atomic_store_n(&n->size, n->size | F_PREV_FREE, __ATOMIC_RELAXED);
+}
+
+static inline void clear_prev_free(block_t *n)
+{
+    __atomic_store_n(&n->size, n->size & ~F_PREV_FREE, __ATOMIC_RELAXED);
+}
+
 /* The check bits a live block of stride s at b carries (Fibonacci hashing of its
  * offset in the pool and its stride: the product's top bits depend on every bit). */
 static inline size_t live_check(const struct pool *p, const block_t *b, size_t s)
@@ -126,14 +155,24 @@ static inline block_t *from_ptr(const void *p)
 static inline bool pool_in_range(const struct pool *p, const void *ptr)
 {
     uintptr_t off = (uintptr_t)ptr - p->lo;
-    return ((off >> 4) | (off << 60)) < p->span16;
+    return ((off >> 4) | (off << 60)) < __atomic_load_n(&p->span16, __ATOMIC_RELAXED);
 }
 
-/* Set lo and span16 after the pool's start or sentinel moved. */
+/* Set span16 after the sentinel moved.  It changes under the heap's lock while
+ * free's fast path reads it without (one whole word, as block_word): a thread that
+ * sees the old span sends a pointer in the new memory the slow way, which takes the
+ * lock, and a thread can only hold such a pointer through a malloc made after the
+ * growth anyway. */
+static inline void pool_set_span(struct pool *p)
+{
+    __atomic_store_n(&p->span16, ((uintptr_t)p->sentinel - p->lo) >> 4, __ATOMIC_RELAXED);
+}
+
+/* Set lo and span16 for a new pool (the start never moves). */
 static inline void pool_set_range(struct pool *p)
 {
     p->lo = (uintptr_t)p->start + HEADER;
-    p->span16 = ((uintptr_t)p->sentinel - p->lo) >> 4;
+    pool_set_span(p);
 }
 
 /* For a thread cache taking a freed block of a cached stride: whether ptr, which

@@ -258,7 +258,7 @@ static bool marked_and_listed(struct fm_heap *h, const struct fm_tcache *tc, voi
 {
     if (p[1] != fm_tcache_key || pool_classify(h->eng, p) != 0)
         return false;
-    size_t s = bsize(from_ptr(p));
+    size_t s = bsize_unlocked(from_ptr(p));
     size_t c = s <= FM_TCACHE_MAX_STRIDE ? s >> 4 : s <= FM_TCACHE_LARGE_MAX ? fm_tcache_large_class(s) : 0;
     if (c == 0)
         return false; /* a size never cached */
@@ -511,7 +511,7 @@ bool fm_tcache_settle(struct fm_heap *h)
         __builtin_prefetch((char *)tc->ring[i] - HEADER, 1);
     for (unsigned i = 0; i < n; i++) {
         void **p = tc->ring[i];
-        size_t word = from_ptr(p)->size, s = word & FM_STRIDE_BITS, c = s >> 4;
+        size_t word = block_word(from_ptr(p)), s = word & FM_STRIDE_BITS, c = s >> 4;
         if (s > FM_TCACHE_MAX_STRIDE || tc->count[c] >= LIMIT || p[1] == fm_tcache_key ||
             !pool_cacheable(tc->pool, p, word, s)) {
             rest[nrest++] = p;
@@ -524,7 +524,7 @@ bool fm_tcache_settle(struct fm_heap *h)
     /* Each of the rest as its own free: a large block, a full list, a block marked
      * cached (freed twice?), or one the check refused (the slow path decides). */
     for (unsigned i = 0; i < nrest; i++) {
-        size_t s = bsize(from_ptr(rest[i]));
+        size_t s = bsize_unlocked(from_ptr(rest[i]));
         if (s > FM_TCACHE_MAX_STRIDE)
             fm_tcache_free_large(tc, rest[i], s, "free");
         else
@@ -572,7 +572,7 @@ void fm_tcache_free_locked(struct fm_tcache *tc, void *ptr, size_t stride, const
         fm_heap_free_full(h, ptr, stride - OVERHEAD, caller);
         return;
     }
-    if (!pool_cacheable(tc->pool, ptr, from_ptr(ptr)->size, stride)) {
+    if (!pool_cacheable(tc->pool, ptr, block_word(from_ptr(ptr)), stride)) {
         fm_owned_leave(&tc->own, how);
         fm_heap_free_slow(h, ptr, caller);
         return;
@@ -587,7 +587,7 @@ void fm_tcache_free_locked(struct fm_tcache *tc, void *ptr, size_t stride, const
 /* fm_tcache_free's path for a live block that carries the cached mark. */
 void fm_tcache_free_marked(struct fm_tcache *tc, void *ptr, const char *caller)
 {
-    size_t c = bsize(from_ptr(ptr)) >> 4;
+    size_t c = bsize_unlocked(from_ptr(ptr)) >> 4;
     void **p = ptr;
     int how = fm_owned_enter(&tc->own);
     if (fm_unlikely(cached_already(tc->heap, tc, c, p)))
@@ -609,7 +609,7 @@ void fm_tcache_free_large(struct fm_tcache *tc, void *ptr, size_t stride, const 
     void **p = ptr;
     int how = fm_owned_enter(&tc->own);
     if (tc->count[c] >= FM_TCACHE_LARGE_LIMIT || tc->large_bytes + usable > FM_TCACHE_LARGE_BYTES ||
-        !pool_cacheable(tc->pool, ptr, from_ptr(ptr)->size, stride)) {
+        !pool_cacheable(tc->pool, ptr, block_word(from_ptr(ptr)), stride)) {
         fm_owned_leave(&tc->own, how);
         fm_heap_free_slow(h, ptr, caller);
         return;
@@ -631,7 +631,7 @@ void *fm_tcache_malloc_large(struct fm_heap *h, size_t size)
     int how = fm_owned_enter(&tc->own);
     void **p = pop(tc, c);
     if (p)
-        tc->large_bytes -= bsize(from_ptr(p)) - OVERHEAD;
+        tc->large_bytes -= bsize_unlocked(from_ptr(p)) - OVERHEAD;
     fm_owned_leave(&tc->own, how);
     if (p)
         p[1] = NULL; /* no longer marked cached */
@@ -839,7 +839,7 @@ void fm_tcache_totals(struct fm_heap *h, struct fm_tcache_totals *t)
          * that is no block is left for the settling to report). */
         for (unsigned i = 0; i < tc->nring; i++) {
             if (pool_classify(tc->pool, tc->ring[i]) == 0) {
-                t->bytes += bsize(from_ptr(tc->ring[i])) - OVERHEAD;
+                t->bytes += bsize_unlocked(from_ptr(tc->ring[i])) - OVERHEAD;
                 t->blocks++;
                 t->frees++;
             }

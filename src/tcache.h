@@ -130,7 +130,7 @@ static inline void *fm_tcache_malloc_big(struct fm_tcache *tc, struct fm_heap *h
         if (p != NULL) {
             tc->head[c] = p[0];
             tc->count[c]--;
-            tc->large_bytes -= bsize(from_ptr(p)) - OVERHEAD;
+            tc->large_bytes -= bsize_unlocked(from_ptr(p)) - OVERHEAD;
             p[1] = NULL; /* no longer marked cached */
             return p;
         }
@@ -182,7 +182,7 @@ static inline bool fm_tcache_free(struct fm_heap *h, void *ptr, const char *call
         fm_tcache_free_threaded(tc, ptr);
         return true;
     }
-    size_t word = from_ptr(ptr)->size;
+    size_t word = block_word(from_ptr(ptr));
     size_t s = word & FM_STRIDE_BITS;
     void *key = fm_tcache_key;
     if (s > FM_TCACHE_MAX_STRIDE) {
