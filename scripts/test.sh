@@ -3,7 +3,8 @@
 #   1. install what is missing (scripts/deps.sh test)
 #   2. gcc build with -Werror: make check (unit tests and preload tests)
 #   3. clang build with -Werror: make check
-#   4. AddressSanitizer + UndefinedBehaviorSanitizer build: the unit tests
+#   4. AddressSanitizer + UndefinedBehaviorSanitizer build: the unit tests;
+#      ThreadSanitizer build: the thread-cache suite
 #   5. make distcheck: build, test, install and uninstall from the tarball
 #   6. strict overcommit (vm.overcommit_memory=2), when this machine lets us set it
 # Build trees go to _build/; a failing step prints its logs.
@@ -37,6 +38,17 @@ step "clang, -Werror: make check"
 build_and_check _build/clang check --enable-werror CC=clang
 step "ASan + UBSan: unit tests"
 build_and_check _build/asan check --enable-werror --enable-sanitizers CC=gcc
+step "ThreadSanitizer: the thread-cache suite"
+# Some kernels lay out memory where gcc 12's ThreadSanitizer runtime cannot start
+# ("unexpected memory mapping"); on such a machine the step says so and is skipped.
+probe=$(mktemp -d)
+printf 'int main(void) { return 0; }\n' >"$probe/t.c"
+if gcc -fsanitize=thread -o "$probe/t" "$probe/t.c" 2>/dev/null && "$probe/t" 2>/dev/null; then
+    build_and_check _build/tsan "check TESTS=tests/check_tcache" --enable-werror --enable-sanitizers=thread CC=gcc
+else
+    echo "skipped: ThreadSanitizer's runtime cannot start on this machine"
+fi
+rm -rf "$probe"
 step "make distcheck"
 (cd _build/gcc && make -j"$jobs" distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-werror) ||
     { show_logs _build/gcc; echo "FAILED: distcheck" >&2; exit 1; }

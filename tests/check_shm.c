@@ -535,12 +535,12 @@ END_TEST
 
 /* --------------------------------------------------------- mlock and prefault */
 
-/* AddressSanitizer replaces mlock with a no-op that succeeds, so under it there is
- * nothing to test. */
-#if defined(__SANITIZE_ADDRESS__)
+/* AddressSanitizer and ThreadSanitizer replace mlock with a no-op that succeeds, so
+ * under them there is nothing to test. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define MLOCK_TESTABLE 0
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
 #define MLOCK_TESTABLE 0
 #endif
 #endif
@@ -576,7 +576,7 @@ static uint64_t status_kb(const char *field)
 START_TEST(mlock_refused_past_rlimit)
 {
     if (!MLOCK_TESTABLE) {
-        fprintf(stderr, "mlock_refused_past_rlimit: not testable under AddressSanitizer\n");
+        fprintf(stderr, "mlock_refused_past_rlimit: not testable under a sanitizer\n");
         return;
     }
     drop_ipc_lock();
@@ -601,7 +601,7 @@ START_TEST(mlock_and_prefault)
     if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < 2 * MiB && geteuid() != 0)
         return; /* cannot lock 2 MiB here, and cannot raise the limit */
     if (!MLOCK_TESTABLE) {
-        fprintf(stderr, "mlock_and_prefault: not testable under AddressSanitizer\n");
+        fprintf(stderr, "mlock_and_prefault: not testable under a sanitizer\n");
         return;
     }
     ck_assert_int_eq(shm_init_flags(2 * MiB, FASTMEM_SHM_LOCK | FASTMEM_SHM_PREFAULT), 0);
