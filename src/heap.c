@@ -204,12 +204,16 @@ static inline uint64_t usable_of(const struct fm_heap *h, void *p)
 }
 
 /* Count block p, just handed out by the engine, as live, and populate ahead of it.
- * Called with the lock held. */
+ * Its second word may hold the cached mark from an earlier life (a cached block given
+ * back): cleared, since no block the program holds may carry it (tcache.c, "Double
+ * free").  Called with the lock held. */
 static inline void handed_out(struct fm_heap *h, void *p)
 {
     uint64_t u = usable_of(h, p);
     if (h->populate && (char *)p + u > h->populated && u <= POPULATE_SMALL)
         populate_ahead(h, p, (char *)p + u);
+    if (h->caches)
+        ((void **)p)[1] = NULL;
     h->c.live_blocks++;
     h->c.in_use += u;
     if (h->c.in_use > h->c.peak_in_use)
@@ -488,7 +492,10 @@ static enum fm_free_result free_slow(struct fm_heap *h, void *p, const char *cal
      * size word and neighbours without the heap's lock: another thread may be changing
      * the neighbours, which can only make a valid block look invalid, and then the
      * locked path below decides.  (committed only grows: a stale value is smaller.) */
-    if (h->caches && (char *)p >= h->base + FM_ALIGN && (char *)p < h->base + __atomic_load_n(&h->committed, __ATOMIC_RELAXED)) {
+    char *committed_end = h->base + __atomic_load_n(&h->committed, __ATOMIC_RELAXED);
+    if (h->caches && (char *)p >= h->base + FM_ALIGN && (char *)p < committed_end) {
+        if (fm_unlikely(((void **)p)[1] == fm_tcache_key))
+            fm_tcache_check_marked(h, p, caller, true); /* in another thread's cache? */
         size_t u = fm_block_usable_unchecked(p);
         if (u <= FM_TCACHE_MAX_USABLE && u >= 24) {
             if (fm_tcache_may_take(h, u)) {
@@ -544,6 +551,8 @@ void *fm_heap_realloc(struct fm_heap *h, void *p, size_t size, const char *calle
     fm_assert(fm_heap_owns(h, p) && size != 0);
     if (fm_unlikely(h->sys))
         return fm_sys_realloc(h, p, size, caller);
+    if (h->caches)
+        fm_tcache_check_marked(h, p, caller, false); /* in another thread's cache? */
     bool held = lock(h);
     h->c.calls_realloc++;
     if (refused_damaged(h, held))

@@ -45,8 +45,16 @@
  *
  * Double free.  A cached block carries this process's key in its second word; freeing
  * a block that carries it makes the owner search its own list for it, as glibc's
- * tcache does, and then the depot's batches of its size.  A block freed twice by two
- * different threads, while the first thread still holds it, is not caught here.
+ * tcache does, and then the depot's batches of its size.  No block the program holds
+ * carries the key: every cache pop clears it, and so does the heap when the engine
+ * hands a block out (heap.c, handed_out), so the mark is only found on a block freed
+ * twice, or on one whose data happen to hold the key (a program that copied freed
+ * memory).  While the process has threads, the copy may be in another thread's cache
+ * or ring: a marked block that settling finds in none of its own thread's lists is
+ * looked for in every cache, all of them seized for the look (held_anywhere), and a
+ * block found is a double free across threads; one found nowhere was data, and its
+ * mark is cleared.  Not caught: a block the other thread has handed out again since
+ * (it is live, and carries no mark), as with any allocator.
  *
  * Fast paths.  malloc and free of a cached size are inlined into the exported names
  * (tcache.h): one thread-local read finds the cache, and while the process has one
@@ -522,13 +530,18 @@ bool fm_tcache_settle(struct fm_heap *h)
     }
     fm_owned_leave(&tc->own, how);
     /* Each of the rest as its own free: a large block, a full list, a block marked
-     * cached (freed twice?), or one the check refused (the slow path decides). */
+     * cached (freed twice?), or one the check refused (the slow path decides).  A
+     * marked block of a cached size is first looked for in every cache ("Double
+     * free"). */
     for (unsigned i = 0; i < nrest; i++) {
-        size_t s = bsize_unlocked(from_ptr(rest[i]));
+        void **p = rest[i];
+        if (fm_unlikely(p[1] == fm_tcache_key))
+            fm_tcache_check_marked(h, p, "free", true);
+        size_t s = bsize_unlocked(from_ptr(p));
         if (s > FM_TCACHE_MAX_STRIDE)
-            fm_tcache_free_large(tc, rest[i], s, "free");
+            fm_tcache_free_large(tc, p, s, "free");
         else
-            fm_tcache_free_locked(tc, rest[i], s, "free");
+            fm_tcache_free_locked(tc, p, s, "free");
     }
     return n != 0;
 }
@@ -803,6 +816,43 @@ static void yield_all(struct fm_heap *h)
 {
     for (struct fm_tcache *tc = h->tc_registry; tc; tc = tc->next)
         fm_owned_yield(&tc->own);
+}
+
+/* Double free (above): whether any thread's cache (this one's too) lists p, whose
+ * stride class is c, or its ring waits with p, or the depot holds it.  Seizes every
+ * cache: for the rare block that carries the cached mark where it should not.  Not in
+ * any cache's critical section, nor with the registry's lock held. */
+static bool held_anywhere(struct fm_heap *h, size_t c, void **p)
+{
+    bool found = depot_has(h, c, p);
+    fm_lock_acquire(&h->tc_registry_lock, false);
+    seize_all(h);
+    for (struct fm_tcache *tc = h->tc_registry; tc && !found; tc = tc->next) {
+        unsigned k = 0;
+        for (void **q = tc->head[c]; q && k < tc->count[c] && !found; q = *q, k++)
+            found = q == p;
+        for (unsigned i = 0; i < tc->nring && !found; i++)
+            found = tc->ring[i] == p;
+    }
+    yield_all(h);
+    fm_lock_release(&h->tc_registry_lock, false);
+    return found;
+}
+
+void fm_tcache_check_marked(struct fm_heap *h, void *ptr, const char *caller, bool clear)
+{
+    void **p = ptr;
+    if (fm_lock_elided() || !pool_in_range(h->eng, p) || p[1] != fm_tcache_key ||
+        pool_classify(h->eng, p) != 0)
+        return; /* one thread: its own lists were searched; no live block: reported later */
+    size_t s = bsize_unlocked(from_ptr(p));
+    if (s > FM_TCACHE_LARGE_MAX)
+        return; /* a size never cached */
+    size_t c = s <= FM_TCACHE_MAX_STRIDE ? s >> 4 : fm_tcache_large_class(s);
+    if (held_anywhere(h, c, p))
+        fm_die("%s(%p): double free: the block was already freed", caller, ptr);
+    if (clear)
+        p[1] = NULL; /* the program's data, which a free no longer needs */
 }
 
 bool fm_tcache_flush_all(struct fm_heap *h)

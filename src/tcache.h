@@ -114,6 +114,12 @@ void fm_tcache_free_marked(struct fm_tcache *tc, void *p, const char *caller) FM
  * other threads' caches are not searched.) */
 bool fm_tcache_holds(struct fm_heap *h, void *p) FM_HIDDEN;
 void fm_tcache_free_large(struct fm_tcache *tc, void *p, size_t stride, const char *caller) FM_HIDDEN;
+/* While the process has threads, for free or realloc of p, a pointer in the pool that
+ * carries the cached mark: if any thread's cache or ring, or the depot, holds p, the
+ * program dies ("double free", naming caller); else the mark was the program's data,
+ * and is cleared if clear (a free's).  Seizes every cache: the caller holds no cache's
+ * critical section nor the registry's lock (tcache.c, "Double free"). */
+void fm_tcache_check_marked(struct fm_heap *h, void *p, const char *caller, bool clear) FM_HIDDEN;
 
 /* malloc of a large size (FM_TCACHE_MAX_USABLE < size <= FM_TCACHE_LARGE_MAX_USABLE)
  * from this thread's cache for h; NULL if it has no block that fits. */

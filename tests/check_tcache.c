@@ -445,6 +445,139 @@ START_TEST(realloc_of_cached_block_aborts)
 }
 END_TEST
 
+/* Double free across threads (tcache.c, "Double free"): a block this thread's cache
+ * lists, freed (or realloc'ed) by another thread, whether that thread has no cache
+ * yet (its free goes the slow way), or has one (the free waits in its ring until a
+ * miss settles it). */
+static void *cached_here; /* listed by the test's main thread */
+
+static void *free_it_without_a_cache(void *arg)
+{
+    (void)arg;
+    fm_heap_free(&heap, cached_here, "free"); /* must not return */
+    return NULL;
+}
+
+static void *free_it_from_a_ring(void *arg)
+{
+    (void)arg;
+    fm_heap_free(&heap, fm_heap_malloc(&heap, 48), "free"); /* this thread's cache */
+    fm_heap_free(&heap, cached_here, "free");               /* into the ring */
+    fm_heap_malloc(&heap, 700); /* a miss settles the ring: must not return */
+    return NULL;
+}
+
+static void *realloc_it(void *arg)
+{
+    (void)arg;
+    fm_heap_realloc(&heap, cached_here, 100, "realloc"); /* must not return */
+    return NULL;
+}
+
+/* Cache a block of size in the test's thread while the process has threads; then let
+ * another thread run fn on it. */
+static void cache_here_and_run(size_t size, void *(*fn)(void *))
+{
+    fm_heap_free(&heap, fm_heap_malloc(&heap, 48), "free"); /* this thread's cache */
+    companion_start();
+    cached_here = fm_heap_malloc(&heap, size);
+    fm_heap_free(&heap, cached_here, "free"); /* into this thread's ring */
+    fm_heap_malloc(&heap, 300);               /* a miss: the ring settled, the block listed */
+    ck_assert_ptr_eq(((void **)cached_here)[1], fm_tcache_key);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, fn, NULL), 0);
+    pthread_join(t, NULL);
+}
+
+START_TEST(double_free_across_threads_aborts)
+{
+    open_heap(_i, 64 * MiB);
+    cache_here_and_run(64, free_it_without_a_cache);
+}
+END_TEST
+
+START_TEST(double_free_across_threads_through_a_ring_aborts)
+{
+    open_heap(_i, 64 * MiB);
+    cache_here_and_run(64, free_it_from_a_ring);
+}
+END_TEST
+
+START_TEST(double_free_of_large_block_across_threads_aborts)
+{
+    open_heap(_i, 64 * MiB);
+    cache_here_and_run(5000, free_it_from_a_ring);
+}
+END_TEST
+
+START_TEST(realloc_across_threads_of_cached_block_aborts)
+{
+    open_heap(_i, 64 * MiB);
+    cache_here_and_run(64, realloc_it);
+}
+END_TEST
+
+/* A live block whose data hold the key (as a copy of freed memory would) is freed by
+ * another thread as any block: looked for, found nowhere, freed, and reused. */
+static void *free_both_ways(void *arg)
+{
+    void **p = arg;
+    fm_heap_free(&heap, p[0], "free"); /* the slow way: no cache yet */
+    fm_heap_free(&heap, fm_heap_malloc(&heap, 48), "free");
+    fm_heap_free(&heap, p[1], "free"); /* through the ring */
+    fm_heap_malloc(&heap, 700);        /* settles it */
+    return NULL;
+}
+
+START_TEST(key_in_data_is_no_double_free)
+{
+    open_heap(_i, 64 * MiB);
+    companion_start();
+    void *p[2];
+    for (int k = 0; k < 2; k++) {
+        p[k] = fm_heap_malloc(&heap, 64);
+        memset(p[k], 0x5a, 64);
+        ((void **)p[k])[1] = fm_tcache_key;
+    }
+    uint64_t frees = stats().calls_free;
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, free_both_ways, p), 0);
+    pthread_join(t, NULL);
+    struct fastmem_stats st = stats();
+    ck_assert_uint_eq(st.calls_free, frees + 3);
+    /* Both went to the freeing thread's cache, which gave them back when it exited:
+     * the engine hands the first out again, without the key. */
+    void *q = fm_heap_malloc(&heap, 64);
+    ck_assert_ptr_ne(((void **)q)[1], fm_tcache_key);
+    assert_sound();
+    companion_stop();
+}
+END_TEST
+
+/* The engine may hand out a block whose second word held the key in an earlier life
+ * (the inside of a block that was cached, then joined into a free neighbour): the
+ * block the program gets carries no mark (else its free would search every cache for
+ * it).  Here the key is planted in every second word of a large block's data, which
+ * is freed and then cut up by memalign. */
+START_TEST(engine_hands_out_no_mark)
+{
+    open_heap(_i, 64 * MiB);
+    fm_heap_free(&heap, fm_heap_malloc(&heap, 100), "free"); /* this thread's cache */
+    size_t big = 200 * 1024;
+    void **y = fm_heap_malloc(&heap, big);
+    for (size_t k = 1; k < big / sizeof *y; k += 2)
+        y[k] = fm_tcache_key;
+    fm_heap_free(&heap, y, "free");
+    fm_heap_malloc(&heap, 700); /* a miss: with threads, y's free waited in the ring */
+    for (int k = 0; k < 8; k++) {
+        void **q = fm_heap_memalign(&heap, 4096, 100 + 100 * (size_t)k);
+        ck_assert((char *)q > (char *)y && (char *)q < (char *)y + big); /* where the keys were */
+        ck_assert_ptr_ne(q[1], fm_tcache_key);
+    }
+    assert_sound();
+}
+END_TEST
+
 /* While the process has threads, a free waits in its thread's ring (tcache.c, "The
  * ring"): counted as done, its block as cached, at once; a miss settles the ring
  * before it asks anyone else, so the block freed last is the one handed out. */
@@ -990,6 +1123,12 @@ static Suite *tcache_suite(void)
     tcase_add_loop_test_raise_signal(tc, ring_reports_a_double_free, SIGABRT, 0, n);
     tcase_add_loop_test_raise_signal(tc, ring_reports_a_pointer_into_a_block, SIGABRT, 0, n);
     tcase_add_loop_test_raise_signal(tc, realloc_of_block_waiting_in_ring_aborts, SIGABRT, 0, n);
+    tcase_add_loop_test_raise_signal(tc, double_free_across_threads_aborts, SIGABRT, 0, n);
+    tcase_add_loop_test_raise_signal(tc, double_free_across_threads_through_a_ring_aborts, SIGABRT, 0, n);
+    tcase_add_loop_test_raise_signal(tc, double_free_of_large_block_across_threads_aborts, SIGABRT, 0, n);
+    tcase_add_loop_test_raise_signal(tc, realloc_across_threads_of_cached_block_aborts, SIGABRT, 0, n);
+    tcase_add_loop_test(tc, key_in_data_is_no_double_free, 0, n);
+    tcase_add_loop_test(tc, engine_hands_out_no_mark, 0, n);
     tcase_add_loop_test(tc, thread_exit_returns_its_cache, 0, n);
     tcase_add_loop_test(tc, threads_churn_with_caches, 0, n);
     tcase_add_loop_test(tc, seizing_caches_while_threads_churn, 0, n);
