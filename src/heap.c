@@ -226,12 +226,20 @@ static void *alloc_locked(struct fm_heap *h, size_t align, size_t size)
 {
     if (fm_unlikely(h->engine->set_site != NULL))
         h->engine->set_site(h->eng, fm_call_site);
+    bool rings_settled = false;
     for (;;) {
         void *p = align > FM_ALIGN ? h->engine->memalign(h->eng, align, size)
                                    : h->engine->malloc(h->eng, size);
         if (fm_likely(p != NULL)) {
             handed_out(h, p);
             return p;
+        }
+        /* Before the pool grows, the frees waiting in threads' rings are done: one of
+         * them may be a buffer an idle thread freed (tcache.c, "The ring"). */
+        if (!rings_settled && h->caches && !fm_lock_elided()) {
+            rings_settled = true;
+            if (fm_tcache_release_rings(h))
+                continue;
         }
         if (!grow(h, size + align)) {
             /* Blocks held in thread caches are part of the cap: they go back first. */

@@ -96,9 +96,13 @@
  * A block in a ring is still live to the engine and counts against the cap; every
  * flush settles the rings it seizes, to the engine.  A block waits there whatever
  * its size (its size is what the ring does not read): a thread that frees a large
- * buffer and then sleeps holds it until one of the above.  (Looking at each block's
- * size a few frees later, its header prefetched by then, would bound that to a few
- * frees; it cost larson ~4% and still leaves a sleeping thread's last frees held.)
+ * buffer and then sleeps holds it until one of the above, or until the pool would
+ * grow: before the heap commits more memory, every thread's ring is settled, to the
+ * engine (fm_tcache_release_rings, one membarrier for a growth of an eighth of the
+ * pool at least), so a buffer freed there is reused instead of added to.  (Looking at
+ * each block's size a few frees later, its header prefetched by then, would bound
+ * the wait to a few frees; it cost larson ~4% and still leaves a sleeping thread's
+ * last frees held.)
  *
  * Counting.  A hit stores only what it must: the list head and its length, and a
  * free (or calloc) counts itself.  What a cache holds is derived from the list
@@ -868,6 +872,20 @@ bool fm_tcache_flush_all(struct fm_heap *h)
     }
     yield_all(h);
     any = depot_drain(h) || any;
+    fm_lock_release(&h->tc_registry_lock, false);
+    return any;
+}
+
+bool fm_tcache_release_rings(struct fm_heap *h)
+{
+    bool any = false;
+    fm_lock_acquire(&h->tc_registry_lock, false);
+    seize_all(h);
+    for (struct fm_tcache *tc = h->tc_registry; tc; tc = tc->next) {
+        any = any || tc->nring != 0;
+        ring_release(h, tc);
+    }
+    yield_all(h);
     fm_lock_release(&h->tc_registry_lock, false);
     return any;
 }

@@ -306,6 +306,10 @@ int fm_tcache_flush_to_depot(struct fm_heap *h, void *p, size_t usable) FM_HIDDE
 /* With the heap's lock held: every cache back to the engine; true if any held a block. */
 bool fm_tcache_flush_all(struct fm_heap *h) FM_HIDDEN;
 
+/* With the heap's lock held: every thread's ring settled to the engine (the frees
+ * waiting there done); true if any ring held a free. */
+bool fm_tcache_release_rings(struct fm_heap *h) FM_HIDDEN;
+
 /* With the heap's lock held: what the caches hold and the calls they served. */
 void fm_tcache_totals(struct fm_heap *h, struct fm_tcache_totals *t) FM_HIDDEN;
 

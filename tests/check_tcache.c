@@ -554,6 +554,46 @@ START_TEST(key_in_data_is_no_double_free)
 }
 END_TEST
 
+/* A buffer an idle thread freed (its free waiting in its ring) is reused before the
+ * pool grows: the rings are settled first (tcache.c, "The ring"). */
+static sem_t buffer_freed, may_exit;
+static void *idle_buffer;
+
+static void *free_a_buffer_and_sleep(void *arg)
+{
+    (void)arg;
+    fm_heap_free(&heap, fm_heap_malloc(&heap, 48), "free"); /* this thread's cache */
+    idle_buffer = fm_heap_malloc(&heap, MiB);
+    memset(idle_buffer, 1, MiB);
+    fm_heap_free(&heap, idle_buffer, "free"); /* into the ring, and nothing more */
+    sem_post(&buffer_freed);
+    while (sem_wait(&may_exit) != 0)
+        ;
+    return NULL;
+}
+
+START_TEST(idle_threads_ring_is_settled_before_the_pool_grows)
+{
+    open_heap(_i, 64 * MiB);
+    ck_assert_int_eq(sem_init(&buffer_freed, 0, 0), 0);
+    ck_assert_int_eq(sem_init(&may_exit, 0, 0), 0);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, free_a_buffer_and_sleep, NULL), 0);
+    while (sem_wait(&buffer_freed) != 0)
+        ;
+    struct fastmem_stats before = stats();
+    ck_assert_uint_ge(before.cached, MiB); /* waiting in the ring, counted as cached */
+    void *q = fm_heap_malloc(&heap, MiB);
+    struct fastmem_stats after = stats();
+    ck_assert_ptr_eq(q, idle_buffer);
+    ck_assert_uint_eq(after.committed, before.committed);
+    ck_assert_uint_lt(after.cached, MiB);
+    sem_post(&may_exit);
+    pthread_join(t, NULL);
+    assert_sound();
+}
+END_TEST
+
 /* The engine may hand out a block whose second word held the key in an earlier life
  * (the inside of a block that was cached, then joined into a free neighbour): the
  * block the program gets carries no mark (else its free would search every cache for
@@ -1128,6 +1168,7 @@ static Suite *tcache_suite(void)
     tcase_add_loop_test_raise_signal(tc, double_free_of_large_block_across_threads_aborts, SIGABRT, 0, n);
     tcase_add_loop_test_raise_signal(tc, realloc_across_threads_of_cached_block_aborts, SIGABRT, 0, n);
     tcase_add_loop_test(tc, key_in_data_is_no_double_free, 0, n);
+    tcase_add_loop_test(tc, idle_threads_ring_is_settled_before_the_pool_grows, 0, n);
     tcase_add_loop_test(tc, engine_hands_out_no_mark, 0, n);
     tcase_add_loop_test(tc, thread_exit_returns_its_cache, 0, n);
     tcase_add_loop_test(tc, threads_churn_with_caches, 0, n);
