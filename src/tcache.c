@@ -129,6 +129,12 @@ __thread int fm_tcache_state __attribute__((tls_model("initial-exec")));
 static pthread_key_t exit_key;
 void *fm_tcache_key; /* the double-free mark, random per process */
 
+/* The list a live block of stride s goes to (small or large), or 0 if none. */
+static inline size_t class_of(size_t s)
+{
+    return s <= FM_TCACHE_MAX_STRIDE ? s >> 4 : s <= FM_TCACHE_LARGE_MAX ? fm_tcache_large_class(s) : 0;
+}
+
 /* Whether block p, if it carries the cached mark, is already in list c (a double
  * free, as glibc's tcache checks); a block freed and reused since only looks marked. */
 static bool listed(const struct fm_tcache *tc, size_t c, void **p)
@@ -270,8 +276,7 @@ static bool marked_and_listed(struct fm_heap *h, const struct fm_tcache *tc, voi
 {
     if (p[1] != fm_tcache_key || pool_classify(h->eng, p) != 0)
         return false;
-    size_t s = bsize_unlocked(from_ptr(p));
-    size_t c = s <= FM_TCACHE_MAX_STRIDE ? s >> 4 : s <= FM_TCACHE_LARGE_MAX ? fm_tcache_large_class(s) : 0;
+    size_t c = class_of(bsize_unlocked(from_ptr(p)));
     if (c == 0)
         return false; /* a size never cached */
     return tc != NULL ? cached_already(h, tc, c, p) : depot_has(h, c, p);
@@ -849,10 +854,9 @@ void fm_tcache_check_marked(struct fm_heap *h, void *ptr, const char *caller, bo
     if (fm_lock_elided() || !pool_in_range(h->eng, p) || p[1] != fm_tcache_key ||
         pool_classify(h->eng, p) != 0)
         return; /* one thread: its own lists were searched; no live block: reported later */
-    size_t s = bsize_unlocked(from_ptr(p));
-    if (s > FM_TCACHE_LARGE_MAX)
+    size_t c = class_of(bsize_unlocked(from_ptr(p)));
+    if (c == 0)
         return; /* a size never cached */
-    size_t c = s <= FM_TCACHE_MAX_STRIDE ? s >> 4 : fm_tcache_large_class(s);
     if (held_anywhere(h, c, p))
         fm_die("%s(%p): double free: the block was already freed", caller, ptr);
     if (clear)

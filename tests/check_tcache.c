@@ -474,10 +474,11 @@ static void *realloc_it(void *arg)
     return NULL;
 }
 
-/* Cache a block of size in the test's thread while the process has threads; then let
- * another thread run fn on it. */
-static void cache_here_and_run(size_t size, void *(*fn)(void *))
+/* Over a heap of this engine, cache a block of size in the test's thread while the
+ * process has threads; then let another thread run fn on it. */
+static void cache_here_and_run(int engine, size_t size, void *(*fn)(void *))
 {
+    open_heap(engine, 64 * MiB);
     fm_heap_free(&heap, fm_heap_malloc(&heap, 48), "free"); /* this thread's cache */
     companion_start();
     cached_here = fm_heap_malloc(&heap, size);
@@ -491,29 +492,25 @@ static void cache_here_and_run(size_t size, void *(*fn)(void *))
 
 START_TEST(double_free_across_threads_aborts)
 {
-    open_heap(_i, 64 * MiB);
-    cache_here_and_run(64, free_it_without_a_cache);
+    cache_here_and_run(_i, 64, free_it_without_a_cache);
 }
 END_TEST
 
 START_TEST(double_free_across_threads_through_a_ring_aborts)
 {
-    open_heap(_i, 64 * MiB);
-    cache_here_and_run(64, free_it_from_a_ring);
+    cache_here_and_run(_i, 64, free_it_from_a_ring);
 }
 END_TEST
 
 START_TEST(double_free_of_large_block_across_threads_aborts)
 {
-    open_heap(_i, 64 * MiB);
-    cache_here_and_run(5000, free_it_from_a_ring);
+    cache_here_and_run(_i, 5000, free_it_from_a_ring);
 }
 END_TEST
 
 START_TEST(realloc_across_threads_of_cached_block_aborts)
 {
-    open_heap(_i, 64 * MiB);
-    cache_here_and_run(64, realloc_it);
+    cache_here_and_run(_i, 64, realloc_it);
 }
 END_TEST
 
