@@ -502,7 +502,7 @@ static enum fm_free_result free_slow(struct fm_heap *h, void *p, const char *cal
      * locked path below decides.  (committed only grows: a stale value is smaller.) */
     char *committed_end = h->base + __atomic_load_n(&h->committed, __ATOMIC_RELAXED);
     if (h->caches && (char *)p >= h->base + FM_ALIGN && (char *)p < committed_end) {
-        if (fm_unlikely(((void **)p)[1] == fm_tcache_key))
+        if (fm_unlikely(((uintptr_t)p & 15) == 0 && ((void **)p)[1] == fm_tcache_key))
             fm_tcache_check_marked(h, p, caller, true); /* in another thread's cache? */
         size_t u = fm_block_usable_unchecked(p);
         if (u <= FM_TCACHE_MAX_USABLE && u >= 24) {

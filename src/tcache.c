@@ -851,12 +851,13 @@ static bool held_anywhere(struct fm_heap *h, size_t c, void **p)
 void fm_tcache_check_marked(struct fm_heap *h, void *ptr, const char *caller, bool clear)
 {
     void **p = ptr;
-    if (fm_lock_elided() || !pool_in_range(h->eng, p) || p[1] != fm_tcache_key ||
-        pool_classify(h->eng, p) != 0)
-        return; /* one thread: its own lists were searched; no live block: reported later */
-    size_t c = class_of(bsize_unlocked(from_ptr(p)));
-    if (c == 0)
-        return; /* a size never cached */
+    const struct pool *pl = h->eng;
+    if (fm_lock_elided() || !pool_in_range(pl, p) || p[1] != fm_tcache_key)
+        return; /* one thread: its own lists were searched */
+    /* Without the heap's lock: the block's own word alone, as the caches check it */
+    size_t word = block_word(from_ptr(p)), s = word & FM_STRIDE_BITS, c = class_of(s);
+    if (c == 0 || !pool_cacheable(pl, p, word, s))
+        return; /* a size never cached, or no live block (reported on the way on) */
     if (held_anywhere(h, c, p))
         fm_die("%s(%p): double free: the block was already freed", caller, ptr);
     if (clear)
