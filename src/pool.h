@@ -101,10 +101,14 @@ static inline void clear_prev_free(block_t *n)
 
 /* The check bits a live block of stride s at b carries (Fibonacci hashing of its
  * offset in the pool and its stride: the product's top bits depend on every bit). */
+static inline size_t check_bits(size_t off, size_t s)
+{
+    return ((off << 16 ^ s) * (size_t)0x9E3779B97F4A7C15u) >> CHECK_SHIFT << CHECK_SHIFT;
+}
+
 static inline size_t live_check(const struct pool *p, const block_t *b, size_t s)
 {
-    size_t off = (size_t)((uintptr_t)b + HEADER - p->lo); /* b - start */
-    return ((off << 16 ^ s) * (size_t)0x9E3779B97F4A7C15u) >> CHECK_SHIFT << CHECK_SHIFT;
+    return check_bits((size_t)((uintptr_t)b + HEADER - p->lo), s); /* off: b - start */
 }
 
 /* The size word of a live block of stride s at b, without flags. */
@@ -181,9 +185,16 @@ static inline void pool_set_range(struct pool *p)
  * the block before it is free is left aside, and with it the boundary tags, which
  * only joining relies on; the block is checked whole (pool_classify) when it goes
  * back to the engine. */
+/* pool_cacheable with the pool's lo given: a loop that checks many blocks keeps a
+ * copy, which the blocks' stores cannot change (the compiler cannot know that). */
+static inline bool pool_cacheable_lo(uintptr_t lo, const void *ptr, size_t word, size_t s)
+{
+    return s >= BLOCK_MIN && (word & ~F_PREV_FREE) == (s | check_bits((uintptr_t)ptr - lo, s));
+}
+
 static inline bool pool_cacheable(const struct pool *p, const void *ptr, size_t word, size_t s)
 {
-    return s >= BLOCK_MIN && (word & ~F_PREV_FREE) == live_word(p, from_ptr(ptr), s);
+    return pool_cacheable_lo(p->lo, ptr, word, s);
 }
 
 /* pool_classify of a pointer that pool_in_range accepted. */

@@ -526,17 +526,24 @@ bool fm_tcache_settle(struct fm_heap *h)
     tc->nring = 0;
     for (unsigned i = 0; i < n; i++)
         __builtin_prefetch((char *)tc->ring[i] - HEADER, 1);
+    /* (The key and the pool's lo in locals, and the frees counted at the end: the
+     * stores into the blocks would make the compiler load them again each time.) */
+    void *key = fm_tcache_key;
+    uintptr_t lo = tc->pool->lo;
     for (unsigned i = 0; i < n; i++) {
         void **p = tc->ring[i];
         size_t word = block_word(from_ptr(p)), s = word & FM_STRIDE_BITS, c = s >> 4;
-        if (s > FM_TCACHE_MAX_STRIDE || tc->count[c] >= LIMIT || p[1] == fm_tcache_key ||
-            !pool_cacheable(tc->pool, p, word, s)) {
+        if (s > FM_TCACHE_MAX_STRIDE || tc->count[c] >= LIMIT || p[1] == key ||
+            !pool_cacheable_lo(lo, p, word, s)) {
             rest[nrest++] = p;
             continue;
         }
-        link_in(tc, c, p);
-        tc->frees++;
+        p[0] = tc->head[c]; /* link_in */
+        p[1] = key;
+        tc->head[c] = p;
+        tc->count[c]++;
     }
+    tc->frees += n - nrest;
     fm_owned_leave(&tc->own, how);
     /* Each of the rest as its own free: a large block, a full list, a block marked
      * cached (freed twice?), or one the check refused (the slow path decides).  A
