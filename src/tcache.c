@@ -153,13 +153,28 @@ _Noreturn FM_COLD static void double_free(struct fm_tcache *tc, int how, const c
     fm_die("%s(%p): double free: the block was already freed", caller, p);
 }
 
-/* Put block p at the head of list c, marked cached. */
-static inline void link_in(struct fm_tcache *tc, size_t c, void **p)
+/* Put block p at the head of list c, marked cached with key (fm_tcache_key: a loop
+ * passes its copy). */
+static inline void link_in_key(struct fm_tcache *tc, size_t c, void **p, void *key)
 {
     p[0] = tc->head[c];
-    p[1] = fm_tcache_key;
+    p[1] = key;
     tc->head[c] = p;
     tc->count[c]++;
+}
+
+static inline void link_in(struct fm_tcache *tc, size_t c, void **p)
+{
+    link_in_key(tc, c, p, fm_tcache_key);
+}
+
+/* Whether tc's ring waits with p (its owner, or a thread that seized it, looking). */
+static inline bool in_ring(const struct fm_tcache *tc, const void *p)
+{
+    for (unsigned i = 0; i < tc->nring; i++)
+        if (tc->ring[i] == p)
+            return true;
+    return false;
 }
 
 /* ---------------------------------------------------------------- the depot */
@@ -290,10 +305,8 @@ bool fm_tcache_holds(struct fm_heap *h, void *ptr)
     /* The heap's lock is held, and every thread that takes caches from their owners
      * holds it too: nobody but this thread changes its own cache meanwhile, so it
      * looks in without entering. */
-    if (tc != NULL)
-        for (unsigned i = 0; i < tc->nring; i++)
-            if (tc->ring[i] == ptr)
-                return true;
+    if (tc != NULL && in_ring(tc, ptr))
+        return true;
     return marked_and_listed(h, tc, ptr);
 }
 
@@ -538,10 +551,7 @@ bool fm_tcache_settle(struct fm_heap *h)
             rest[nrest++] = p;
             continue;
         }
-        p[0] = tc->head[c]; /* link_in */
-        p[1] = key;
-        tc->head[c] = p;
-        tc->count[c]++;
+        link_in_key(tc, c, p, key);
     }
     tc->frees += n - nrest;
     fm_owned_leave(&tc->own, how);
@@ -843,13 +853,8 @@ static bool held_anywhere(struct fm_heap *h, size_t c, void **p)
     bool found = depot_has(h, c, p);
     fm_lock_acquire(&h->tc_registry_lock, false);
     seize_all(h);
-    for (struct fm_tcache *tc = h->tc_registry; tc && !found; tc = tc->next) {
-        unsigned k = 0;
-        for (void **q = tc->head[c]; q && k < tc->count[c] && !found; q = *q, k++)
-            found = q == p;
-        for (unsigned i = 0; i < tc->nring && !found; i++)
-            found = tc->ring[i] == p;
-    }
+    for (struct fm_tcache *tc = h->tc_registry; tc && !found; tc = tc->next)
+        found = listed(tc, c, p) || in_ring(tc, p);
     yield_all(h);
     fm_lock_release(&h->tc_registry_lock, false);
     return found;
