@@ -408,10 +408,12 @@ void fm_heap_count_invalid(struct fm_heap *h)
 }
 
 /* Whether p is a block a thread cache holds (freed already): the engine would take
- * it back while the cache still lists it, and hand it out twice. */
+ * it back while the cache still lists it, and hand it out twice.  p may be anything
+ * in the heap's reserved range, past the memory made usable too: nothing is read
+ * before the pool says p lies in it (caches exist only in front of pool engines). */
 static inline bool held_by_cache(struct fm_heap *h, void *p)
 {
-    if (!h->caches)
+    if (!h->caches || !pool_in_range(h->eng, p))
         return false;
     const struct fm_tcache *tc = fm_tcache_mine; /* its own: see fm_tcache_holds */
     bool waiting = tc != NULL && tc->nring != 0;
@@ -501,8 +503,9 @@ static enum fm_free_result free_slow(struct fm_heap *h, void *p, const char *cal
      * the neighbours, which can only make a valid block look invalid, and then the
      * locked path below decides.  (committed only grows: a stale value is smaller.) */
     char *committed_end = h->base + __atomic_load_n(&h->committed, __ATOMIC_RELAXED);
-    if (h->caches && (char *)p >= h->base + FM_ALIGN && (char *)p < committed_end) {
-        if (fm_unlikely(((uintptr_t)p & 15) == 0 && ((void **)p)[1] == fm_tcache_key))
+    if (h->caches && ((uintptr_t)p & 15) == 0 && (char *)p >= h->base + FM_ALIGN &&
+        (char *)p < committed_end) {
+        if (fm_unlikely(((void **)p)[1] == fm_tcache_key))
             fm_tcache_check_marked(h, p, caller, true); /* in another thread's cache? */
         size_t u = fm_block_usable_unchecked(p);
         if (u <= FM_TCACHE_MAX_USABLE && u >= 24) {

@@ -289,8 +289,8 @@ static inline bool cached_already(struct fm_heap *h, const struct fm_tcache *tc,
  * is listed by tc (if not NULL; in tc's critical section) or by the depot. */
 static bool marked_and_listed(struct fm_heap *h, const struct fm_tcache *tc, void **p)
 {
-    if (p[1] != fm_tcache_key || pool_classify(h->eng, p) != 0)
-        return false;
+    if (!pool_in_range(h->eng, p) || p[1] != fm_tcache_key || pool_classify(h->eng, p) != 0)
+        return false; /* (p may lie past the memory made usable: read nothing first) */
     size_t c = class_of(bsize_unlocked(from_ptr(p)));
     if (c == 0)
         return false; /* a size never cached */

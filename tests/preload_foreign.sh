@@ -1,5 +1,6 @@
 # preload_foreign.sh: a pointer the heap never gave out never reaches the engine, and
-# a damaged heap (double free, pointer into a block) stops the program, saying why
+# a damaged heap (double free, pointer into a block, a pointer into the heap's range
+# past the memory it has made usable) stops the program, saying why
 # (sys: a pointer into a block is one it never gave out; qm: a pointer it never gave
 # out is a bug it reports, and stops the program).
 . "${FASTMEM_TESTS_SRCDIR:-$(dirname "$0")}/preload_lib.sh"
@@ -23,7 +24,7 @@ for engine in $FASTMEM_ENGINES; do
             fail "foreign pointers [$engine]: $out / $(cat "$WORK/err")"
         fi
     fi
-    modes="double interior"
+    modes="double interior beyond beyond-realloc"
     if [ "$engine" = sys ]; then
         # sys knows the blocks it gave out, not their extents: a pointer into one is a
         # pointer it never gave out, ignored and counted (glibc never sees it)
@@ -37,11 +38,13 @@ for engine in $FASTMEM_ENGINES; do
         fi
     fi
     for mode in $modes; do
-        shim "$engine" "$prog" $mode >"$WORK/out" 2>"$WORK/err"
+        # (beyond: 768 MiB past a block, inside a 1 GiB reservation, never committed)
+        MEMSIZE=1G shim "$engine" "$prog" $mode >"$WORK/out" 2>"$WORK/err"
         status=$?
         case $mode in
         double) want="free(0x[0-9a-f]*): double free" ;;
-        interior) want="free(0x[0-9a-f]*): not the start of a live block" ;;
+        interior | beyond) want="free(0x[0-9a-f]*): not the start of a live block" ;;
+        beyond-realloc) want="realloc(0x[0-9a-f]*): not the start of a live block" ;;
         esac
         # 134 = 128 + SIGABRT: the shell's status for a process that aborted
         if [ $status -eq 134 ] && grep -q "^libfastmem: $want" "$WORK/err" && [ ! -s "$WORK/out" ]; then

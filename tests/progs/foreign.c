@@ -3,7 +3,12 @@
  *                      nothing; malloc_usable_size says 0; realloc refuses; the heap
  *                      goes on working; the statistics count the foreign frees.
  *   foreign.c double   a double free (must abort, naming it)
- *   foreign.c interior a pointer into a block (must abort, naming it) */
+ *   foreign.c interior a pointer into a block (must abort, naming it)
+ *   foreign.c beyond   free() of a pointer 768 MiB past a block: under MEMSIZE=1G, in
+ *                      the heap's reserved range but past the memory it has made
+ *                      usable (malloc_usable_size says 0; must abort, naming it,
+ *                      not fault)
+ *   foreign.c beyond-realloc  the same pointer to realloc() */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
@@ -81,6 +86,18 @@ int main(int argc, char **argv)
         puts("survived freeing a pointer into a block");
         return 0;
     }
-    fprintf(stderr, "usage: foreign ignore|double|interior\n");
+    if (argc == 2 && strncmp(argv[1], "beyond", 6) == 0) {
+        char *a = malloc(64);
+        char *far = a + ((size_t)768 << 20);
+        if (usable_(far) != 0)
+            puts("FAIL: malloc_usable_size of a pointer past the heap's memory is not 0");
+        if (strcmp(argv[1], "beyond-realloc") == 0)
+            realloc_(far, 100);
+        else
+            free_(far);
+        puts("survived freeing a pointer past the heap's memory");
+        return 0;
+    }
+    fprintf(stderr, "usage: foreign ignore|double|interior|beyond|beyond-realloc\n");
     return 2;
 }
