@@ -437,13 +437,16 @@ static struct fm_tcache *cache(struct fm_heap *h)
         return NULL;
     fm_tcache_state = 2; /* until it is made: the calls below must not recurse here */
     tc = fm_heap_alloc_internal(h, sizeof *tc);
-    if (tc == NULL)
+    if (tc == NULL) {
+        fm_tcache_state = 0; /* the heap at its cap: a later call tries again */
         return NULL;
+    }
     memset(tc, 0, sizeof *tc);
     tc->heap = h;
     tc->pool = h->eng;
     if (pthread_setspecific(exit_key, tc) != 0) {
         fm_heap_with_lock(h, fm_tcache_retire_unlisted, tc);
+        fm_tcache_state = 0;
         return NULL;
     }
     fm_lock_acquire(&h->tc_registry_lock, false);

@@ -296,6 +296,54 @@ START_TEST(allocating_thread_gets_a_cache)
 }
 END_TEST
 
+/* A thread whose first malloc comes while the heap is at its cap cannot have a cache
+ * made then (the cache is itself a block of the heap): its malloc fails with ENOMEM,
+ * and once there is room again its next call makes the cache, as for any thread. */
+static sem_t at_cap_tried, at_cap_room;
+
+static void *allocate_at_the_cap(void *arg)
+{
+    bool *got = arg;
+    errno = 0;
+    void *p = fm_heap_malloc(&heap, 100);
+    got[0] = p == NULL && errno == ENOMEM && fm_tcache_mine == NULL;
+    sem_post(&at_cap_tried);
+    sem_wait(&at_cap_room);
+    p = fm_heap_malloc(&heap, 100);
+    got[1] = p != NULL && fm_tcache_mine != NULL;
+    if (p != NULL) {
+        memset(p, 7, 100);
+        fm_heap_free(&heap, p, "test");
+    }
+    return NULL;
+}
+
+START_TEST(thread_at_the_cap_gets_a_cache_later)
+{
+    open_heap(_i, 1 * MiB);
+    static void *held[1 << 16];
+    size_t n = 0;
+    static const size_t sizes[] = {64 * 1024, 4096, 256, 24};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++)
+        for (void *p; n < sizeof held / sizeof held[0] && (p = fm_heap_malloc(&heap, sizes[k])) != NULL;)
+            held[n++] = p;
+    ck_assert_ptr_null(fm_heap_malloc(&heap, 24)); /* full */
+    sem_init(&at_cap_tried, 0, 0);
+    sem_init(&at_cap_room, 0, 0);
+    bool got[2] = {false, false};
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, allocate_at_the_cap, got), 0);
+    sem_wait(&at_cap_tried);
+    for (size_t k = 0; k < n; k++)
+        fm_heap_free(&heap, held[k], "test");
+    sem_post(&at_cap_room);
+    pthread_join(t, NULL);
+    ck_assert_msg(got[0], "at the cap: the malloc fails with ENOMEM, and no cache is made");
+    ck_assert_msg(got[1], "with room again: the malloc succeeds, and the thread has a cache");
+    assert_sound();
+}
+END_TEST
+
 /* A free that finds its list full gives the oldest BATCH blocks back under one lock
  * and keeps the block freed: to the depot, where they are still cached, until it holds
  * FM_TCACHE_DEPOT_SLOTS batches of the size, then to the engine; the counts stay
@@ -1152,6 +1200,7 @@ static Suite *tcache_suite(void)
     tcase_add_loop_test_raise_signal(tc, realloc_of_cached_block_aborts, SIGABRT, 0, n);
     tcase_add_loop_test(tc, depot_passes_batches_between_threads, 0, n);
     tcase_add_loop_test(tc, allocating_thread_gets_a_cache, 0, n);
+    tcase_add_loop_test(tc, thread_at_the_cap_gets_a_cache_later, 0, n);
     tcase_add_loop_test_raise_signal(tc, double_free_of_depot_block_aborts, SIGABRT, 0, n);
     tcase_add_loop_test(tc, large_blocks_reused_without_the_engine, 0, n);
     tcase_add_loop_test(tc, cap_exact_with_threads_holding_caches, 0, n);
