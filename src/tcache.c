@@ -73,7 +73,9 @@
  * range's list, and on a miss asks the engine for exactly that, so the head of the
  * list always fits and the block goes back to the list it will be looked for in.
  * The rounding costs at most 1/16 of a block (the engine's own split rule already
- * leaves up to 1/8).  A thread holds at most FM_TCACHE_LARGE_LIMIT blocks of a range
+ * leaves up to 1/8).  So the first list a large malloc looks in starts at 1088, and
+ * a block of a stride between 1 KiB and that (from calloc, realloc or memalign, which
+ * take strides as they come) is not cached: no malloc would take it from its list.  A thread holds at most FM_TCACHE_LARGE_LIMIT blocks of a range
  * and FM_TCACHE_LARGE_BYTES of large blocks in all; they count against the cap and
  * are flushed like the rest.  Their bytes are counted as they come and go, the one
  * counter a hit updates beside the list.
@@ -642,7 +644,7 @@ void fm_tcache_free_marked(struct fm_tcache *tc, void *ptr, const char *caller)
 void fm_tcache_free_large(struct fm_tcache *tc, void *ptr, size_t stride, const char *caller)
 {
     struct fm_heap *h = tc->heap;
-    if (stride > FM_TCACHE_LARGE_MAX) {
+    if (stride > FM_TCACHE_LARGE_MAX || stride < FM_TCACHE_LARGE_MIN) {
         fm_heap_free_slow(h, ptr, caller);
         return;
     }

@@ -30,6 +30,10 @@ struct fm_heap;
 #define FM_TCACHE_LARGE_BYTES ((size_t)4 * 1024 * 1024)
 #endif
 #define FM_TCACHE_NCLASS (FM_TCACHE_NSMALL + 6 * 16 + 1)
+/* The smallest stride a large malloc asks for (fm_tcache_large_round of anything
+ * above 1 KiB): a block between that and 1 KiB (calloc, realloc and memalign take
+ * strides as they come) fits no large request, and is not cached. */
+#define FM_TCACHE_LARGE_MIN (FM_TCACHE_MAX_STRIDE + FM_TCACHE_MAX_STRIDE / 16)
 
 /* The list of a block of stride s, FM_TCACHE_MAX_STRIDE < s <= FM_TCACHE_LARGE_MAX:
  * its doubling above 1 KiB, and which sixteenth of it (rounding down: every block in
@@ -195,7 +199,8 @@ static inline bool fm_tcache_free(struct fm_heap *h, void *ptr, const char *call
         /* a large block: its list's push inline, when nothing stands in the way */
         void **p = ptr;
         size_t c = fm_tcache_large_class(s), usable = s - OVERHEAD;
-        if (s <= FM_TCACHE_LARGE_MAX && tc->count[c] < FM_TCACHE_LARGE_LIMIT &&
+        if (s - FM_TCACHE_LARGE_MIN <= FM_TCACHE_LARGE_MAX - FM_TCACHE_LARGE_MIN &&
+            tc->count[c] < FM_TCACHE_LARGE_LIMIT &&
             tc->large_bytes + usable <= FM_TCACHE_LARGE_BYTES && pool_cacheable(pl, ptr, word, s) &&
             p[1] != key) {
             p[0] = tc->head[c];

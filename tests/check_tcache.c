@@ -817,6 +817,51 @@ START_TEST(large_blocks_bounded)
 }
 END_TEST
 
+/* A large malloc asks for a stride rounded up to where a list's range starts, 1088
+ * bytes at least; a block of 1040-1072 (a calloc, a realloc or an aligned block of
+ * about 1 KiB) fits no large request, so it goes back to the engine rather than into
+ * a list nothing takes from.  Alone and with another thread (through the ring). */
+static void smallest_large_strides_are_not_cached(bool threaded)
+{
+    make_my_cache();
+    if (threaded)
+        companion_start();
+    for (size_t size = 1017; size <= 1064; size += 16) {
+        char *p = fm_heap_calloc(&heap, size);
+        ck_assert_ptr_nonnull(p);
+        size_t u = fm_heap_usable_size(&heap, p);
+        ck_assert_uint_lt(u + 8, 1088);
+        ck_assert_uint_gt(u + 8, FM_TCACHE_MAX_STRIDE);
+        uint64_t before = stats().cached;
+        fm_heap_free(&heap, p, "test");
+        fm_tcache_settle(&heap);
+        ck_assert_uint_eq(stats().cached, before);
+        char *q = fm_heap_malloc(&heap, size); /* what a large malloc takes: 1088 */
+        ck_assert_uint_ge(fm_heap_usable_size(&heap, q) + 8, 1088);
+        fm_heap_free(&heap, q, "test");
+        fm_tcache_settle(&heap);
+        ck_assert_uint_eq(stats().cached, before + fm_heap_usable_size(&heap, q));
+        fm_heap_trim(&heap);
+    }
+    assert_sound();
+    if (threaded)
+        companion_stop();
+}
+
+START_TEST(smallest_large_strides_not_cached)
+{
+    open_heap(_i, 64 * MiB);
+    smallest_large_strides_are_not_cached(false);
+}
+END_TEST
+
+START_TEST(smallest_large_strides_not_cached_threaded)
+{
+    open_heap(_i, 64 * MiB);
+    smallest_large_strides_are_not_cached(true);
+}
+END_TEST
+
 START_TEST(double_free_of_cached_large_block_aborts)
 {
     open_heap(_i, 64 * MiB);
@@ -1190,6 +1235,7 @@ static Suite *tcache_suite(void)
         tcase_add_loop_test_raise_signal(tc, double_free_into_full_large_list_aborts, SIGABRT, 0, n);
         tcase_add_loop_test_raise_signal(tc, forged_header_inside_a_block_aborts, SIGABRT, 0, n);
         tcase_add_loop_test(tc, large_blocks_bounded, 0, n);
+        tcase_add_loop_test(tc, smallest_large_strides_not_cached, 0, n);
         tcase_add_loop_test_raise_signal(tc, double_free_of_cached_large_block_aborts, SIGABRT, 0, n);
         tcase_add_loop_test_raise_signal(tc, pointer_into_large_block_aborts, SIGABRT, 0, n);
         tcase_add_loop_test(tc, fork_while_threads_hold_caches, 0, n);
@@ -1203,6 +1249,7 @@ static Suite *tcache_suite(void)
     tcase_add_loop_test(tc, thread_at_the_cap_gets_a_cache_later, 0, n);
     tcase_add_loop_test_raise_signal(tc, double_free_of_depot_block_aborts, SIGABRT, 0, n);
     tcase_add_loop_test(tc, large_blocks_reused_without_the_engine, 0, n);
+    tcase_add_loop_test(tc, smallest_large_strides_not_cached_threaded, 0, n);
     tcase_add_loop_test(tc, cap_exact_with_threads_holding_caches, 0, n);
     tcase_add_loop_test(tc, cap_exact_with_frees_waiting_in_rings, 0, n);
     tcase_add_loop_test(tc, ring_frees_count_at_once_and_settle_at_a_miss, 0, n);
