@@ -166,7 +166,11 @@ static void tlsf_stats(void *eng, struct fm_engine_stats *st)
 static size_t tlsf_free_pages(void *eng, size_t page, void (*fn)(void *, void *, size_t), void *arg)
 {
     struct tlsf *t = eng;
-    return pool_free_pages(&t->pool, &t->heads[0][0], FL_COUNT * SL_COUNT, page, fn, arg);
+    /* a row at a time: walking heads as one flat array would index past a row */
+    size_t total = 0;
+    for (size_t fl = 0; fl < FL_COUNT; fl++)
+        total += pool_free_pages(&t->pool, t->heads[fl], SL_COUNT, page, fn, arg);
+    return total;
 }
 
 static const char *tlsf_check(void *eng)
