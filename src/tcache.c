@@ -96,7 +96,12 @@
  * block as cached.  One thread alone never uses the ring: its frees are checked at
  * the call, as the debugging engine's are.
  * A block in a ring is still live to the engine and counts against the cap; every
- * flush settles the rings it seizes, to the engine.  A block waits there whatever
+ * flush settles the rings it seizes, to the engine.  Settling does what the caches
+ * can take inside the cache's critical section (a full list's oldest batch goes to
+ * the depot there, a large block within the bounds to its list); the frees that need
+ * the heap's lock (a full depot, a block over the bounds, a block marked or refused)
+ * stay in the ring until that lock is held, so that a flush, fork or the statistics,
+ * which all hold it, never miss a free the program has made.  A block waits there whatever
  * its size (its size is what the ring does not read): a thread that frees a large
  * buffer and then sleeps holds it until one of the above, or until the pool would
  * grow: before the heap commits more memory, every thread's ring is settled, to the
@@ -530,6 +535,47 @@ void fm_tcache_free_threaded(struct fm_tcache *tc, void *ptr)
     free_threaded_slow(tc, ptr);
 }
 
+/* In tc's critical section, list c full: its BATCH oldest blocks cut off and put in
+ * the depot; NULL if the depot took them, else the batch, still cut off (*n blocks,
+ * *where the link they hung from: hang_back puts them back). */
+static void **batch_to_depot(struct fm_heap *h, struct fm_tcache *tc, size_t c, void ***where, size_t *n)
+{
+    void **q = cut_oldest(tc, c, where, n);
+    if (depot_put(h, c, q, *n)) {
+        *n = 0;
+        return NULL;
+    }
+    return q;
+}
+
+static void hang_back(struct fm_tcache *tc, size_t c, void **where, void **q, size_t n)
+{
+    *where = q;
+    tc->count[c] = (uint8_t)(tc->count[c] + n);
+    tc->given_back -= n;
+}
+
+/* Heap lock held: the frees settling left in this thread's ring (tc), each done as a
+ * free: a block marked cached is first looked for in every cache ("Double free"),
+ * then each goes to the engine, which checks it.  A thread that seized tc before this
+ * one took the lock has done them already (the ring is then empty). */
+static void settle_rest_locked(struct fm_heap *h, void *arg)
+{
+    struct fm_tcache *tc = arg;
+    void *rest[RING];
+    int how = fm_owned_enter(&tc->own);
+    unsigned n = tc->nring;
+    memcpy(rest, tc->ring, n * sizeof rest[0]);
+    tc->nring = 0;
+    fm_owned_leave(&tc->own, how);
+    for (unsigned i = 0; i < n; i++) {
+        void **p = rest[i];
+        if (fm_unlikely(p[1] == fm_tcache_key))
+            fm_tcache_check_marked(h, p, "free", true);
+        fm_heap_free_held(h, p, "free");
+    }
+}
+
 bool fm_tcache_settle(struct fm_heap *h)
 {
     struct fm_tcache *tc = fm_tcache_mine;
@@ -537,11 +583,9 @@ bool fm_tcache_settle(struct fm_heap *h)
         return false;
     if (fm_lock_elided() && tc->nring == 0)
         return false; /* (one thread: nobody else reads or writes tc) */
-    void *rest[RING]; /* what the lists do not take at once */
-    unsigned nrest = 0;
+    unsigned nrest = 0; /* what the caches cannot take: kept at the ring's start */
     int how = fm_owned_enter(&tc->own);
     unsigned n = tc->nring;
-    tc->nring = 0;
     for (unsigned i = 0; i < n; i++)
         __builtin_prefetch((char *)tc->ring[i] - HEADER, 1);
     /* (The key and the pool's lo in locals, and the frees counted at the end: the
@@ -550,30 +594,43 @@ bool fm_tcache_settle(struct fm_heap *h)
     uintptr_t lo = tc->pool->lo;
     for (unsigned i = 0; i < n; i++) {
         void **p = tc->ring[i];
-        size_t word = block_word(from_ptr(p)), s = word & FM_STRIDE_BITS, c = s >> 4;
-        if (s > FM_TCACHE_MAX_STRIDE || tc->count[c] >= LIMIT || p[1] == key ||
-            !pool_cacheable_lo(lo, p, word, s)) {
-            rest[nrest++] = p;
+        size_t word = block_word(from_ptr(p)), s = word & FM_STRIDE_BITS, c;
+        if (fm_unlikely(p[1] == key) || !pool_cacheable_lo(lo, p, word, s))
+            goto keep; /* freed twice?  no block?  Decided under the heap's lock */
+        if (s <= FM_TCACHE_MAX_STRIDE) {
+            c = s >> 4;
+            if (tc->count[c] >= LIMIT) {
+                /* a full list: its oldest batch to the depot, as a free's would go */
+                void **where, **q;
+                size_t nq;
+                if ((q = batch_to_depot(h, tc, c, &where, &nq)) != NULL) {
+                    hang_back(tc, c, where, q, nq);
+                    goto keep;
+                }
+            }
+            link_in_key(tc, c, p, key);
             continue;
         }
-        link_in_key(tc, c, p, key);
+        c = fm_tcache_large_class(s);
+        size_t usable = s - OVERHEAD;
+        if (s - FM_TCACHE_LARGE_MIN <= FM_TCACHE_LARGE_MAX - FM_TCACHE_LARGE_MIN &&
+            tc->count[c] < FM_TCACHE_LARGE_LIMIT && tc->large_bytes + usable <= FM_TCACHE_LARGE_BYTES) {
+            link_in_key(tc, c, p, key);
+            tc->large_bytes += usable;
+            continue;
+        }
+    keep:
+        tc->ring[nrest++] = p;
     }
+    tc->nring = (uint8_t)nrest;
     tc->frees += n - nrest;
     fm_owned_leave(&tc->own, how);
-    /* Each of the rest as its own free: a large block, a full list, a block marked
-     * cached (freed twice?), or one the check refused (the slow path decides).  A
-     * marked block of a cached size is first looked for in every cache ("Double
-     * free"). */
-    for (unsigned i = 0; i < nrest; i++) {
-        void **p = rest[i];
-        if (fm_unlikely(p[1] == fm_tcache_key))
-            fm_tcache_check_marked(h, p, "free", true);
-        size_t s = bsize_unlocked(from_ptr(p));
-        if (s > FM_TCACHE_MAX_STRIDE)
-            fm_tcache_free_large(tc, p, s, "free");
-        else
-            fm_tcache_free_locked(tc, p, s, "free");
-    }
+    /* The rest (a block marked cached, one the check refused, a full list with the
+     * depot full, a large block over the bounds) stay in the ring until the heap's
+     * lock is held: a malloc at the cap flushing every cache, fork and the statistics
+     * all hold it, and so find them there. */
+    if (nrest > 0)
+        fm_heap_with_lock(h, settle_rest_locked, tc);
     return n != 0;
 }
 
@@ -601,31 +658,6 @@ void *fm_tcache_malloc_locked(struct fm_tcache *tc, size_t size)
         }
     }
     return malloc_locked_slow(tc, size);
-}
-
-/* fm_tcache_free's path while the process has threads: the same steps under the
- * cache's lock.  stride (<= FM_TCACHE_MAX_STRIDE) is what p's size word said. */
-void fm_tcache_free_locked(struct fm_tcache *tc, void *ptr, size_t stride, const char *caller)
-{
-    struct fm_heap *h = tc->heap;
-    size_t c = stride >> 4;
-    void **p = ptr;
-    int how = fm_owned_enter(&tc->own);
-    if (tc->count[c] >= LIMIT) {
-        fm_owned_leave(&tc->own, how);
-        fm_heap_free_full(h, ptr, stride - OVERHEAD, caller);
-        return;
-    }
-    if (!pool_cacheable(tc->pool, ptr, block_word(from_ptr(ptr)), stride)) {
-        fm_owned_leave(&tc->own, how);
-        fm_heap_free_slow(h, ptr, caller);
-        return;
-    }
-    if (fm_unlikely(cached_already(h, tc, c, p)))
-        double_free(tc, how, caller, ptr);
-    link_in(tc, c, p);
-    tc->frees++;
-    fm_owned_leave(&tc->own, how);
 }
 
 /* fm_tcache_free's path for a live block that carries the cached mark. */
@@ -790,13 +822,9 @@ static int push_giving_batch(struct fm_heap *h, struct fm_tcache *tc, void **p, 
     }
     if (tc->count[c] >= LIMIT) {
         void **where;
-        q = cut_oldest(tc, c, &where, &n);
-        if (depot_put(h, c, q, n)) {
-            n = 0;
-        } else if (!locked) {
-            *where = q; /* hang them back: the engine takes them under the heap's lock */
-            tc->count[c] = (uint8_t)(tc->count[c] + n);
-            tc->given_back -= n;
+        q = batch_to_depot(h, tc, c, &where, &n);
+        if (q != NULL && !locked) {
+            hang_back(tc, c, where, q, n); /* the engine takes them under the heap's lock */
             fm_owned_leave(&tc->own, how);
             return 0;
         }

@@ -104,7 +104,6 @@ extern void *fm_tcache_key FM_HIDDEN;
 /* The out-of-line parts (tcache.c). */
 /* (fm_tcache_malloc_locked goes on to fm_heap_malloc_miss itself.) */
 void *fm_tcache_malloc_locked(struct fm_tcache *tc, size_t size) FM_HIDDEN;
-void fm_tcache_free_locked(struct fm_tcache *tc, void *p, size_t stride, const char *caller) FM_HIDDEN;
 void fm_tcache_free_threaded(struct fm_tcache *tc, void *p) FM_HIDDEN;
 /* The frees waiting in this thread's ring for h, checked and put in their lists (or
  * sent on); false if there were none. */

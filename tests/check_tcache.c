@@ -639,6 +639,61 @@ START_TEST(idle_threads_ring_is_settled_before_the_pool_grows)
 }
 END_TEST
 
+/* A ring being settled: the frees that need the heap's lock (here a buffer over the
+ * caches' bounds) stay in the ring until that lock is held, so a thread that holds it
+ * meanwhile (a malloc at the cap flushing every cache, fork, statistics) still finds
+ * them there.  The settling thread is made to wait for the lock with the buffer's
+ * free pending: before, the buffer sat in a local array then, seen by nobody, and an
+ * ENOMEM could come though its free had returned. */
+static sem_t settler_ready, settler_go;
+static void *settler_buffer;
+
+static void *free_a_buffer_then_settle(void *arg)
+{
+    (void)arg;
+    enum { SMALL = FM_TCACHE_RING - 1 };
+    void *small[SMALL];
+    settler_buffer = fm_heap_malloc(&heap, MiB);
+    for (int k = 0; k < SMALL; k++)
+        small[k] = fm_heap_malloc(&heap, 64);
+    sem_post(&settler_ready);
+    while (sem_wait(&settler_go) != 0)
+        ;
+    fm_heap_free(&heap, settler_buffer, "free"); /* noted in the ring */
+    for (int k = 0; k < SMALL; k++)
+        fm_heap_free(&heap, small[k], "free"); /* the last fills the ring: settled */
+    return NULL;
+}
+
+static uint64_t live_seen_under_the_lock;
+
+static void flush_while_the_settler_waits(struct fm_heap *h, void *arg)
+{
+    (void)arg;
+    sem_post(&settler_go);
+    usleep(200 * 1000); /* the settler frees, and waits for this lock */
+    fm_tcache_release_rings(h);
+    fm_tcache_flush_all(h);
+    live_seen_under_the_lock = h->c.live_blocks;
+}
+
+START_TEST(frees_being_settled_stay_visible)
+{
+    open_heap(_i, 64 * MiB);
+    ck_assert_int_eq(sem_init(&settler_ready, 0, 0), 0);
+    ck_assert_int_eq(sem_init(&settler_go, 0, 0), 0);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, free_a_buffer_then_settle, NULL), 0);
+    while (sem_wait(&settler_ready) != 0)
+        ;
+    fm_heap_with_lock(&heap, flush_while_the_settler_waits, NULL);
+    pthread_join(t, NULL);
+    ck_assert_uint_eq(live_seen_under_the_lock, 0); /* the buffer's free done */
+    ck_assert_uint_eq(stats().live_blocks, 0);
+    assert_sound();
+}
+END_TEST
+
 /* The engine may hand out a block whose second word held the key in an earlier life
  * (the inside of a block that was cached, then joined into a free neighbour): the
  * block the program gets carries no mark (else its free would search every cache for
@@ -1262,6 +1317,7 @@ static Suite *tcache_suite(void)
     tcase_add_loop_test_raise_signal(tc, realloc_across_threads_of_cached_block_aborts, SIGABRT, 0, n);
     tcase_add_loop_test(tc, key_in_data_is_no_double_free, 0, n);
     tcase_add_loop_test(tc, idle_threads_ring_is_settled_before_the_pool_grows, 0, n);
+    tcase_add_loop_test(tc, frees_being_settled_stay_visible, 0, n);
     tcase_add_loop_test(tc, engine_hands_out_no_mark, 0, n);
     tcase_add_loop_test(tc, thread_exit_returns_its_cache, 0, n);
     tcase_add_loop_test(tc, threads_churn_with_caches, 0, n);
