@@ -883,9 +883,10 @@ static void yield_all(struct fm_heap *h)
  * any cache's critical section, nor with the registry's lock held. */
 static bool held_anywhere(struct fm_heap *h, size_t c, void **p)
 {
-    bool found = depot_has(h, c, p);
     fm_lock_acquire(&h->tc_registry_lock, false);
     seize_all(h);
+    /* the depot after the seizing: a batch cut from a list meanwhile is in it */
+    bool found = depot_has(h, c, p);
     for (struct fm_tcache *tc = h->tc_registry; tc && !found; tc = tc->next)
         found = listed(tc, c, p) || in_ring(tc, p);
     yield_all(h);
