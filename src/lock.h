@@ -50,8 +50,10 @@ static inline void fm_lock_release(fm_lock_t *l, bool shared)
 }
 
 /* Lock elision for locks no other process sees: while the process has one thread
- * (glibc keeps __libc_single_threaded true until the first pthread_create, and sets
- * it again in a forked child), nothing can contend, so the lock is skipped.  Returns
+ * (glibc keeps __libc_single_threaded true until the first pthread_create; it stays
+ * false after the threads are joined, and glibc 2.36 leaves it false in the child a
+ * threaded process forks, so such a child takes its locks, uncontended), nothing can
+ * contend, so the lock is skipped.  Returns
  * whether it was taken; give the answer to fm_lock_release_if, so that a thread
  * created in between cannot unbalance the pair. */
 static inline bool fm_lock_acquire_if_threaded(fm_lock_t *l)
