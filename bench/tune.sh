@@ -1,8 +1,9 @@
 #!/bin/bash
 # tune.sh: measure the engines' memory policies (bench/tune.c explains the metrics
 # and traces).  Builds tune.c with the engines compiled under each policy variant and
-# prints one line per variant, engine and trace.  Run from a configured build
-# directory (it needs config.h):  bash ../bench/tune.sh
+# prints one line per variant, engine and trace.  Run from a built build directory
+# (it needs config.h, and the rest of the library from src/.libs/libfastmem_core.a):
+#   bash ../bench/tune.sh
 #
 #   split-1-8       the default: split when the remainder is >= 32 B and >= 1/8
 #   split-always    split whenever the remainder can be a block (TLSF's own rule)
@@ -13,7 +14,8 @@
 set -eu
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=$PWD
-[ -f "$build/config.h" ] || { echo "tune.sh: run from a configured build directory" >&2; exit 2; }
+[ -f "$build/config.h" ] && [ -f "$build/src/.libs/libfastmem_core.a" ] ||
+    { echo "tune.sh: run from a built build directory" >&2; exit 2; }
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
@@ -22,7 +24,7 @@ variant() { # label cflags...
     shift
     ${CC:-cc} -std=c11 -O2 -DNDEBUG -I"$build" -I"$src/include" -I"$src/src" "$@" -o "$out/$label" \
         "$src/bench/tune.c" "$src/src/engine.c" "$src/src/engine_tlsf.c" "$src/src/engine_fm.c" \
-        "$src/src/diag.c" "$src/src/os_linux.c"
+        "$build/src/.libs/libfastmem_core.a" -pthread
     "$out/$label" "$label"
 }
 
