@@ -5,7 +5,9 @@
 # (it needs config.h, and the rest of the library from src/.libs/libfastmem_core.a):
 #   bash ../bench/tune.sh
 #
-#   split-1-8       the default: split when the remainder is >= 32 B and >= 1/8
+#   split-1-8       the default: split when the remainder is >= 32 B and >= 1/8,
+#                   or >= 64 KiB
+#   split-1-8-only  without the 64 KiB clause (the rule before 2026-11-23)
 #   split-always    split whenever the remainder can be a block (TLSF's own rule)
 #   split-kamailio  Kamailio's MEM_FRAG_AVOIDANCE (remainder >= request + 48, or
 #                   > 32 KiB + 48)
@@ -29,6 +31,7 @@ variant() { # label cflags...
 }
 
 variant split-1-8
+variant split-1-8-only -DFM_SPLIT_LARGE='((size_t)1 << 62)'
 variant split-always -DFM_SPLIT_SHIFT=63
 variant split-kamailio -DFM_BENCH_KAMAILIO_SPLIT
 variant fm-exact-1K -DFM_EXACT_LOG2=10

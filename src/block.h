@@ -48,7 +48,7 @@
 
 /* Splitting.  A free block larger than a request is split only when the remainder is
  * worth keeping: at least a minimal block and at least 1/2^FM_SPLIT_SHIFT of the
- * request.  Smaller remainders stay with the block (its usable size says so) instead
+ * request, or FM_SPLIT_LARGE bytes whatever the request.  Smaller remainders stay with the block (its usable size says so) instead
  * of becoming slivers that no later request fits and that cost a list operation each
  * way; the bound keeps a block's idle tail under 12.5%, where Kamailio's rule (split
  * only if the remainder exceeds the request) lets it reach 50%.  bench/tune.sh
@@ -56,6 +56,12 @@
  * has the figures. */
 #ifndef FM_SPLIT_SHIFT
 #define FM_SPLIT_SHIFT 3
+#endif
+/* A remainder of FM_SPLIT_LARGE bytes or more is split off whatever the request: a
+ * tail that size is no sliver (it holds any small request), and under a cap an idle
+ * tail of 1/8 of a request of megabytes is megabytes the program cannot have. */
+#ifndef FM_SPLIT_LARGE
+#define FM_SPLIT_LARGE ((size_t)64 * 1024)
 #endif
 
 /* Giving memory back.  A private heap may ask (pool_set_release; MEMRELEASE) that free
@@ -156,7 +162,7 @@ static inline bool worth_splitting(size_t have, size_t s)
 #ifdef FM_BENCH_KAMAILIO_SPLIT /* bench/tune.sh only: MEM_FRAG_AVOIDANCE, for comparison */
     return rest >= BLOCK_MIN && (rest >= s + 48 || rest > 48 + 32768);
 #else
-    return rest >= BLOCK_MIN && rest >= (s >> FM_SPLIT_SHIFT);
+    return rest >= BLOCK_MIN && (rest >= (s >> FM_SPLIT_SHIFT) || rest >= FM_SPLIT_LARGE);
 #endif
 }
 

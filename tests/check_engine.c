@@ -694,6 +694,31 @@ START_TEST(engine_split_rule)
 }
 END_TEST
 
+/* Past 1/8, a remainder of 64 KiB or more is split off too: a request of 80 MiB given
+ * a free block of 85 MiB takes 80 MiB of it, not all 85 (which under a cap is 5 MiB
+ * the program cannot have), and the rest serves the next request. */
+START_TEST(engine_splits_large_tails)
+{
+    APPLIES_ONLY_IF(frees_at_once(_i));
+    const struct fm_engine *e = fm_engines[_i];
+    static alignas(16) unsigned char buf[100 << 20]; /* only the touched pages are mapped */
+    void *eng = e->create(buf, sizeof buf);
+    ck_assert_ptr_nonnull(eng);
+    const size_t MB = (size_t)1 << 20;
+    char *hole = e->malloc(eng, 85 * MB);
+    void *guard = e->malloc(eng, 16);
+    ck_assert(hole && guard);
+    ck_assert_int_gt(e->free(eng, hole), 0);
+    char *p = e->malloc(eng, 80 * MB);
+    ck_assert_ptr_eq(p, hole);
+    ck_assert_uint_ge(e->usable_size(eng, p), 80 * MB);
+    ck_assert_uint_lt(e->usable_size(eng, p), 80 * MB + 64 * 1024);
+    char *q = e->malloc(eng, 4 * MB); /* from the tail */
+    ck_assert(q > p && q < hole + 85 * MB);
+    ck_assert_ptr_null(e->check(eng));
+}
+END_TEST
+
 static void note_release(void *arg, void *start, size_t len)
 {
     (void)start;
@@ -1324,6 +1349,7 @@ static Suite *engine_suite(void)
     tcase_add_loop_test(tc, engine_coalesces_both_sides, 0, n);
     tcase_add_loop_test(tc, populate_ahead_of_small_blocks, 0, n);
     tcase_add_loop_test(tc, engine_split_rule, 0, n);
+    tcase_add_loop_test(tc, engine_splits_large_tails, 0, n);
     tcase_add_loop_test(tc, engine_many_same_size_frees, 0, n);
     tcase_add_loop_test(tc, engine_malloc_batch_as_successive_mallocs, 0, n);
     tcase_add_loop_test(tc, heap_foreign_pointer, 0, n);
