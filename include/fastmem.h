@@ -31,7 +31,7 @@ extern "C" {
     X(peak_in_use,    B, "the most in_use has been")                                       \
     X(live_blocks,    N, "blocks handed out and not freed")                                \
     X(pool_used,      B, "pool taken by live blocks, their headers and the engine tables") \
-    X(free_bytes,     B, "cap - pool_used: what is left, in one piece or not")             \
+    X(free_bytes,     B, "cap - pool_used: what is left (cached blocks too), in pieces or not") \
     X(free_fragments, N, "free blocks in the committed pool")                              \
     X(largest_free,   B, "the largest block that can be handed out now")                   \
     X(calls_malloc,   N, "malloc calls")                                                   \

@@ -671,6 +671,10 @@ void fm_heap_stats(struct fm_heap *h, struct fastmem_stats *st)
         fm_tcache_totals(h, &t);
         st->in_use -= t.bytes;
         st->live_blocks -= t.blocks;
+        /* cached blocks are free to the program (a flush gives them back before any
+         * ENOMEM): the engine's used bytes count them, pool_used does not */
+        st->pool_used -= t.bytes + t.blocks * OVERHEAD;
+        st->free_bytes = h->cap - st->pool_used;
         st->cached = t.bytes;
         st->calls_malloc += t.mallocs;
         st->calls_calloc += t.callocs;

@@ -412,7 +412,8 @@ START_TEST(depot_passes_batches_between_threads)
         memset(p, 0x3c, 190);
     }
     st = stats();
-    ck_assert_uint_eq(st.pool_used, pool_used);
+    /* the engine handed out nothing: only the batch's blocks became used */
+    ck_assert_uint_eq(st.pool_used, pool_used + FM_TCACHE_BATCH * 208);
     ck_assert_uint_eq(st.live_blocks, FM_TCACHE_BATCH);
     ck_assert_uint_eq(st.cached, 0);
     ck_assert_uint_eq(st.calls_malloc, GIVEN + 1 + FM_TCACHE_BATCH);
@@ -836,6 +837,29 @@ START_TEST(large_blocks_reused_without_the_engine)
     ck_assert_uint_eq(st.cached, 0);
     ck_assert_uint_eq(st.live_blocks, 0);
     assert_sound();
+}
+END_TEST
+
+/* Cached blocks are free to the program: pool_used counts live blocks only, and
+ * free_bytes (cap - pool_used) includes what the caches hold. */
+START_TEST(cached_blocks_count_as_free_pool)
+{
+    open_heap(_i, 64 * MiB);
+    make_my_cache();
+    fm_heap_trim(&heap);
+    struct fastmem_stats st0 = stats();
+    char *p = fm_heap_malloc(&heap, 100); /* a miss: a batch, one handed out */
+    memset(p, 1, 100);
+    struct fastmem_stats st1 = stats();
+    ck_assert_uint_eq(st1.cached, (FM_TCACHE_BATCH - 1) * 104);
+    ck_assert_uint_eq(st1.pool_used, st0.pool_used + 112);
+    ck_assert_uint_eq(st1.free_bytes, st1.cap - st1.pool_used);
+    fm_heap_free(&heap, p, "test");
+    fm_tcache_settle(&heap);
+    struct fastmem_stats st2 = stats();
+    ck_assert_uint_eq(st2.cached, FM_TCACHE_BATCH * 104);
+    ck_assert_uint_eq(st2.pool_used, st0.pool_used);
+    ck_assert_uint_eq(st2.free_bytes, st0.free_bytes);
 }
 END_TEST
 
@@ -1285,6 +1309,7 @@ static Suite *tcache_suite(void)
         tcase_add_loop_test(tc, reuse_without_the_engine, 0, n);
         tcase_add_loop_test(tc, single_threaded_miss_takes_a_batch, 0, n);
         tcase_add_loop_test(tc, single_threaded_refill_keeps_cap_exact, 0, n);
+        tcase_add_loop_test(tc, cached_blocks_count_as_free_pool, 0, n);
         tcase_add_loop_test_raise_signal(tc, double_free_of_cached_block_aborts, SIGABRT, 0, n);
         tcase_add_loop_test_raise_signal(tc, double_free_into_full_list_single_threaded_aborts, SIGABRT, 0, n);
         tcase_add_loop_test_raise_signal(tc, double_free_into_full_large_list_aborts, SIGABRT, 0, n);
