@@ -556,9 +556,11 @@ static void hang_back(struct fm_tcache *tc, size_t c, void **where, void **q, si
 }
 
 /* Heap lock held: the frees settling left in this thread's ring (tc), each done as a
- * free: a block marked cached is first looked for in every cache ("Double free"),
- * then each goes to the engine, which checks it.  A thread that seized tc before this
- * one took the lock has done them already (the ring is then empty). */
+ * free: a block marked cached is first looked for in every cache ("Double free"); a
+ * small block joins its list, the list's oldest batch going to the engine (the depot
+ * was full: fm_tcache_push_flush), and anything else goes to the engine, which checks
+ * it.  A thread that seized tc before this one took the lock has done them already
+ * (the ring is then empty). */
 static void settle_rest_locked(struct fm_heap *h, void *arg)
 {
     struct fm_tcache *tc = arg;
@@ -572,7 +574,12 @@ static void settle_rest_locked(struct fm_heap *h, void *arg)
         void **p = rest[i];
         if (fm_unlikely(p[1] == fm_tcache_key))
             fm_tcache_check_marked(h, p, "free", true);
-        fm_heap_free_held(h, p, "free");
+        size_t s = bsize_unlocked(from_ptr(p)); /* a guess: push_flush checks p whole */
+        int r = s <= FM_TCACHE_MAX_STRIDE && s >= BLOCK_MIN ? fm_tcache_push_flush(h, p, s - OVERHEAD) : 0;
+        if (fm_unlikely(r < 0))
+            fm_die("free(%p): double free: the block was already freed", (void *)p);
+        if (r == 0)
+            fm_heap_free_held(h, p, "free");
     }
 }
 

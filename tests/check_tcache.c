@@ -346,12 +346,13 @@ END_TEST
 
 /* A free that finds its list full gives the oldest BATCH blocks back under one lock
  * and keeps the block freed: to the depot, where they are still cached, until it holds
- * FM_TCACHE_DEPOT_SLOTS batches of the size, then to the engine; the counts stay
- * right throughout. */
+ * FM_TCACHE_DEPOT_SLOTS batches of the size, then to the engine (the frees go on
+ * past that: a settled free whose depot is full still keeps its block and gives the
+ * batch); the counts stay right throughout. */
 START_TEST(full_list_gives_back_a_batch)
 {
     open_heap(_i, 64 * MiB);
-    enum { N = 4 * FM_TCACHE_LIMIT + 3 };
+    enum { N = FM_TCACHE_LIMIT + (FM_TCACHE_DEPOT_SLOTS + 2) * FM_TCACHE_BATCH + 3 };
     void *p[N];
     for (int k = 0; k < N; k++)
         p[k] = fm_heap_malloc(&heap, 40);
