@@ -92,6 +92,7 @@ static void release_pages(void *arg, void *start, size_t len)
     struct fm_heap *h = arg;
     fm_os_reset(start, len);
     h->c.trimmed += len;
+    h->shed_due = h->caches; /* the caches' full lists may pin runs like this one */
     /* populate-ahead may fault these in again for the small blocks that come */
     if ((char *)start < h->populated)
         h->populated = start;
@@ -326,6 +327,7 @@ static inline void *alloc_small(struct fm_heap *h, size_t size, bool zero, uint6
 {
     void *p;
     if (h->caches && size <= FM_TCACHE_MAX_USABLE && (fm_tcache_is_mine(h) || fm_tcache_make(h))) {
+        fm_tcache_unshed(h, fm_block_stride(size) >> 4, FM_TCACHE_LIMIT);
         if (!fm_lock_elided()) {
             /* another thread's batch, kept in the depot, before the engine (tcache.c) */
             p = fm_tcache_restock(h, size, zero);
@@ -350,7 +352,9 @@ FM_NOINLINE static void *malloc_large(struct fm_heap *h, size_t size)
             return p;
         /* the block will be cached when freed: from the engine, the size its list
          * starts at, so that it serves any request of the list */
-        size = fm_tcache_large_round(fm_block_stride(size)) - 8;
+        size_t s = fm_tcache_large_round(fm_block_stride(size));
+        fm_tcache_unshed(h, fm_tcache_large_class(s), FM_TCACHE_LARGE_LIMIT);
+        size = s - 8;
     }
     return alloc(h, FM_ALIGN, size, &h->c.calls_malloc);
 }
@@ -460,12 +464,23 @@ static bool free_locked(struct fm_heap *h, void *p)
     return true;
 }
 
+/* Heap lock held: the engine gave pages back.  While the process has one thread, its
+ * cache sheds lists that free more than it takes (tcache.c, "Shedding"). */
+FM_NOINLINE static void shed(struct fm_heap *h)
+{
+    h->shed_due = false;
+    if (fm_lock_elided())
+        fm_tcache_shed(h);
+}
+
 /* Heap lock held (held: by this call's lock()): p back to the engine, or the program
  * dies naming what p is. */
 static inline void free_or_die(struct fm_heap *h, bool held, void *p, const char *caller)
 {
     if (fm_unlikely(!free_locked(h, p)))
         bad_pointer(h, held, caller, p);
+    if (fm_unlikely(h->shed_due))
+        shed(h);
 }
 
 /* Free a block of this thread's cache's size range whose list is full: under one
@@ -621,6 +636,7 @@ size_t fm_heap_trim(struct fm_heap *h)
     if (h->caches)
         fm_tcache_flush_all(h);
     size_t n = h->engine->free_pages(h->eng, fm_os_page_size(), release_pages, h);
+    h->shed_due = false; /* the caches were emptied first: nothing pins what went back */
     unlock(h, held);
     return n;
 }

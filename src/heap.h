@@ -48,6 +48,7 @@ struct fm_heap {
     int (*commit)(void *addr, size_t len); /* makes more usable; NULL if all is */
     char *populated;                  /* pages below are faulted in (populate-ahead) */
     bool caches;                      /* per-thread caches in front (tcache.c) */
+    bool shed_due;                    /* pages went back since the caches last shed */
     fm_lock_t tc_registry_lock;
     struct fm_tcache *tc_registry;
     struct fm_depot *depot;           /* batches between the caches (tcache.c) */

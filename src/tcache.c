@@ -17,6 +17,18 @@
  * list order (newest first) would each be joined to the block after them, an unlink
  * and an insert.  For the same reason a refill's blocks are handed out lowest first.
  *
+ * Shedding.  A cached block is live to the engine, so one cached inside a free run
+ * splits it, and the run's pages cannot go back; a thousand cached blocks spread over
+ * a heap whose program freed most of it keep most of it resident, and with one thread
+ * a full list never changes (a free into it goes to the engine).  So when the engine
+ * gives pages back (MEMRELEASE), a one-thread process's cache sheds, at the next free
+ * that reaches the engine (heap.c, shed): its full lists, the ones more was freed into
+ * than taken from, up to SHED_BUDGET blocks each time, go to the engine in address
+ * order, and each is closed (room 0) until its size misses again, so frees of that
+ * size go to the engine meanwhile, as they did while the list was full.  Large lists
+ * are shed when full or when the thread holds its bound of large bytes.  With
+ * threads, lists rotate through the depot and flushes, and nothing is shed.
+ *
  * The depot.  Between threads, a batch need not go through the engine at all: a full
  * list's oldest BATCH blocks go, still linked, into the heap's depot, and a thread
  * whose list is empty takes a whole batch from there before it asks the engine.  A
@@ -125,7 +137,8 @@
 #include <string.h>
 
 enum { NCLASS = FM_TCACHE_NCLASS, NSMALL = FM_TCACHE_NSMALL, LIMIT = FM_TCACHE_LIMIT,
-       BATCH = FM_TCACHE_BATCH, RING = FM_TCACHE_RING };
+       BATCH = FM_TCACHE_BATCH, RING = FM_TCACHE_RING, SHED_BUDGET = 2 * FM_TCACHE_LIMIT };
+_Static_assert(FM_TCACHE_NCLASS <= 255, "shed_next is a byte");
 _Static_assert(RING >= 1 && RING <= 255, "ring out of range");
 _Static_assert(FM_TCACHE_LARGE_LIMIT >= 1 && FM_TCACHE_LARGE_LIMIT <= 255, "large limit out of range");
 _Static_assert(BATCH >= 1 && BATCH <= LIMIT && LIMIT <= 255, "batch and limit out of range");
@@ -449,6 +462,8 @@ static struct fm_tcache *cache(struct fm_heap *h)
         return NULL;
     }
     memset(tc, 0, sizeof *tc);
+    for (size_t c = 0; c < NCLASS; c++)
+        tc->room[c] = c < NSMALL ? LIMIT : FM_TCACHE_LARGE_LIMIT;
     tc->heap = h;
     tc->pool = h->eng;
     if (pthread_setspecific(exit_key, tc) != 0) {
@@ -691,7 +706,7 @@ void fm_tcache_free_large(struct fm_tcache *tc, void *ptr, size_t stride, const 
     size_t usable = stride - OVERHEAD;
     void **p = ptr;
     int how = fm_owned_enter(&tc->own);
-    if (tc->count[c] >= FM_TCACHE_LARGE_LIMIT || tc->large_bytes + usable > FM_TCACHE_LARGE_BYTES ||
+    if (tc->count[c] >= tc->room[c] || tc->large_bytes + usable > FM_TCACHE_LARGE_BYTES ||
         !pool_cacheable(tc->pool, ptr, block_word(from_ptr(ptr)), stride)) {
         fm_owned_leave(&tc->own, how);
         fm_heap_free_slow(h, ptr, caller);
@@ -796,9 +811,12 @@ void *fm_tcache_restock(struct fm_heap *h, size_t size, bool zero)
  * it with one size update (block.h), so blocks freed in address order must go back in
  * that order; filled from the end, out holds such a run already sorted, and the sort
  * below is one pass. */
+enum { LIST_MAX = LIMIT > FM_TCACHE_LARGE_LIMIT ? LIMIT : FM_TCACHE_LARGE_LIMIT };
+
 static void release_sorted(struct fm_heap *h, void **q, size_t n)
 {
-    void *out[BATCH];
+    void *out[LIST_MAX];
+    fm_assert(n <= LIST_MAX);
     for (size_t k = n; k > 0; q = *q)
         out[--k] = q;
     for (size_t i = 1; i < n; i++) {
@@ -810,6 +828,45 @@ static void release_sorted(struct fm_heap *h, void **q, size_t n)
     }
     for (size_t i = 0; i < n; i++)
         fm_heap_release_cached(h, out[i]);
+}
+
+/* Whether list c of tc has had more freed into it than it hands out: a small list
+ * that is full, a large one that is full or meets the thread's bound on large bytes. */
+static inline bool overfull(const struct fm_tcache *tc, size_t c)
+{
+    if (c < NSMALL)
+        return tc->count[c] >= LIMIT;
+    return tc->count[c] > 0 && (tc->count[c] >= FM_TCACHE_LARGE_LIMIT ||
+                                tc->large_bytes + FM_TCACHE_LARGE_MAX > FM_TCACHE_LARGE_BYTES);
+}
+
+void fm_tcache_shed(struct fm_heap *h)
+{
+    struct fm_tcache *tc = fm_tcache_mine;
+    if (tc == NULL || tc->heap != h)
+        return;
+    size_t budget = SHED_BUDGET;
+    for (size_t k = 2; k < NCLASS && budget > 0; k++) {
+        size_t c = tc->shed_next;
+        tc->shed_next = (uint8_t)(c + 1 < NCLASS ? c + 1 : 2);
+        int how = fm_owned_enter(&tc->own);
+        if (!overfull(tc, c)) {
+            fm_owned_leave(&tc->own, how);
+            continue;
+        }
+        void **q = tc->head[c];
+        size_t n = tc->count[c];
+        if (c >= NSMALL)
+            for (void **b = q; b; b = *b)
+                tc->large_bytes -= bsize_unlocked(from_ptr(b)) - OVERHEAD;
+        tc->head[c] = NULL;
+        tc->count[c] = 0;
+        tc->room[c] = 0;
+        tc->given_back += n;
+        fm_owned_leave(&tc->own, how);
+        release_sorted(h, q, n); /* the heap's lock keeps them counted meanwhile */
+        budget = budget > n ? budget - n : 0;
+    }
 }
 
 /* Live block p, of usable bytes, into tc's list.  A full list's BATCH oldest go to

@@ -75,6 +75,9 @@ static inline size_t fm_tcache_large_round(size_t s)
 struct fm_tcache {
     void *head[FM_TCACHE_NCLASS];
     uint8_t count[FM_TCACHE_NCLASS];
+    /* What a one-thread free may bring each list to: the limit (FM_TCACHE_LIMIT, or
+     * FM_TCACHE_LARGE_LIMIT), or 0 while the list is shed (tcache.c, "Shedding"). */
+    uint8_t room[FM_TCACHE_NCLASS];
     fm_owned_t own; /* the owner thread's, seized by others (lock.h) */
     struct fm_heap *heap;
     const struct pool *pool;          /* the heap's engine instance (pool.h) */
@@ -83,6 +86,7 @@ struct fm_tcache {
     uint64_t large_bytes;             /* usable bytes of the large blocks held */
     struct fm_tcache *next, *prev;    /* the heap's registry */
     uint8_t nring;                    /* frees noted in ring, not yet settled */
+    uint8_t shed_next;                /* the list fm_tcache_shed looks at first */
     void *ring[FM_TCACHE_RING];
 };
 
@@ -199,7 +203,7 @@ static inline bool fm_tcache_free(struct fm_heap *h, void *ptr, const char *call
         void **p = ptr;
         size_t c = fm_tcache_large_class(s), usable = s - OVERHEAD;
         if (s - FM_TCACHE_LARGE_MIN <= FM_TCACHE_LARGE_MAX - FM_TCACHE_LARGE_MIN &&
-            tc->count[c] < FM_TCACHE_LARGE_LIMIT &&
+            tc->count[c] < tc->room[c] &&
             tc->large_bytes + usable <= FM_TCACHE_LARGE_BYTES && pool_cacheable(pl, ptr, word, s) &&
             p[1] != key) {
             p[0] = tc->head[c];
@@ -214,7 +218,7 @@ static inline bool fm_tcache_free(struct fm_heap *h, void *ptr, const char *call
         return true;
     }
     size_t c = s >> 4;
-    if (fm_unlikely(tc->count[c] >= FM_TCACHE_LIMIT)) {
+    if (fm_unlikely(tc->count[c] >= tc->room[c])) {
         fm_heap_free_full(h, ptr, s - OVERHEAD, caller);
         return true;
     }
@@ -243,6 +247,20 @@ static inline bool fm_tcache_may_take(const struct fm_heap *h, size_t usable)
         return fm_tcache_state == 0;
     return tc->heap == h && tc->count[(usable + 8) >> 4] < FM_TCACHE_LIMIT;
 }
+
+/* After a miss in this thread's cache for h of a block of stride class c (small or
+ * large): the list takes frees up to its limit again, if it was shed. */
+static inline void fm_tcache_unshed(const struct fm_heap *h, size_t c, uint8_t limit)
+{
+    struct fm_tcache *tc = fm_tcache_mine;
+    if (tc != NULL && tc->heap == h)
+        tc->room[c] = limit;
+}
+
+/* With the heap's lock held, while the process has one thread, after the engine gave
+ * pages back (tcache.c, "Shedding"): this thread's full lists, some of them, to the
+ * engine, and shed until their next miss. */
+void fm_tcache_shed(struct fm_heap *h) FM_HIDDEN;
 
 /* Whether this thread has a cache for h (then a miss refills it, fm_tcache_stock). */
 static inline bool fm_tcache_is_mine(const struct fm_heap *h)

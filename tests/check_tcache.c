@@ -234,6 +234,53 @@ START_TEST(single_threaded_miss_takes_a_batch)
 }
 END_TEST
 
+/* Blocks a thread cache holds are live to the engine: inside a free run they split it,
+ * and the run's pages cannot go back (MEMRELEASE).  When pages go back, a thread's
+ * full lists (more freed into them than taken) are shed to the engine, where their
+ * blocks join the runs around them, and a shed list takes no frees until its size
+ * misses again.  Here the list fills with blocks spread over the first half of a
+ * heap of one size; freeing the rest leaves, without shedding, runs of 28 KiB between
+ * them, none long enough to go back, and with it one run, given back whole. */
+START_TEST(full_lists_shed_when_pages_go_back)
+{
+    open_heap(_i, 64 * MiB);
+    fm_heap_set_release(&heap, 256 * 1024, 0);
+    enum { N = 16384, STEP = 256 };
+    static void *p[N];
+    for (int k = 0; k < N; k++)
+        p[k] = fm_heap_malloc(&heap, 100);
+    void *fence = fm_heap_malloc(&heap, 100);
+    fm_heap_trim(&heap); /* the refills' stock back: nothing cached */
+    for (int k = 0; k < FM_TCACHE_LIMIT; k++) {
+        fm_heap_free(&heap, p[k * STEP], "test");
+        p[k * STEP] = NULL;
+    }
+    struct fastmem_stats st = stats();
+    ck_assert_uint_eq(st.cached, FM_TCACHE_LIMIT * 104);
+    uint64_t trimmed = st.trimmed;
+    for (int k = 0; k < N; k++)
+        if (p[k] != NULL)
+            fm_heap_free(&heap, p[k], "test");
+    st = stats();
+    ck_assert_uint_eq(st.cached, 0); /* shed */
+    ck_assert_uint_eq(st.live_blocks, 1);
+    /* all of the run went back but the partial grains at its ends */
+    TU_REQUIRE(st.trimmed - trimmed >= (uint64_t)N * 112 - 2 * 64 * 1024, "given back: %llu of %llu",
+               (unsigned long long)(st.trimmed - trimmed), (unsigned long long)N * 112);
+    /* shed: a free of the size goes to the engine */
+    void *a = fm_heap_malloc(&heap, 200);
+    fm_heap_free(&heap, fence, "test");
+    ck_assert_uint_eq(stats().cached, (FM_TCACHE_BATCH - 1) * 200);
+    /* a miss of the size opens the list again */
+    void *b = fm_heap_malloc(&heap, 100);
+    fm_heap_free(&heap, b, "test");
+    ck_assert_uint_eq(stats().cached, (FM_TCACHE_BATCH - 1) * 200 + FM_TCACHE_BATCH * 104);
+    fm_heap_free(&heap, a, "test");
+    ck_assert_uint_eq(stats().live_blocks, 0);
+    assert_sound();
+}
+END_TEST
+
 /* The cap stays exact with one thread whose refills stock its cache: blocks of every
  * size are handed out until the cap, and those stocked go back before ENOMEM, so the
  * last request that fits is served, whichever size filled the cache. */
@@ -1309,6 +1356,7 @@ static Suite *tcache_suite(void)
     if (one_thread_process) {
         tcase_add_loop_test(tc, reuse_without_the_engine, 0, n);
         tcase_add_loop_test(tc, single_threaded_miss_takes_a_batch, 0, n);
+        tcase_add_loop_test(tc, full_lists_shed_when_pages_go_back, 0, n);
         tcase_add_loop_test(tc, single_threaded_refill_keeps_cap_exact, 0, n);
         tcase_add_loop_test(tc, cached_blocks_count_as_free_pool, 0, n);
         tcase_add_loop_test_raise_signal(tc, double_free_of_cached_block_aborts, SIGABRT, 0, n);
