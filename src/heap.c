@@ -300,10 +300,11 @@ static void *alloc(struct fm_heap *h, size_t align, size_t size, uint64_t *count
  * size is at most FM_TCACHE_MAX_USABLE. */
 FM_NOINLINE static void *alloc_refill(struct fm_heap *h, size_t size, uint64_t *count)
 {
+    size_t want = fm_tcache_refill_batch(h, size);
     bool held = lock(h);
     (*count)++;
     void *blk[FM_TCACHE_BATCH];
-    size_t n = h->engine->malloc_batch(h->eng, size, blk, FM_TCACHE_BATCH);
+    size_t n = h->engine->malloc_batch(h->eng, size, blk, want);
     void *p;
     if (fm_likely(n > 0)) {
         for (size_t i = 0; i < n; i++)

@@ -87,6 +87,10 @@ struct fm_tcache {
     struct fm_tcache *next, *prev;    /* the heap's registry */
     uint8_t nring;                    /* frees noted in ring, not yet settled */
     uint8_t shed_next;                /* the list fm_tcache_shed looks at first */
+    uint32_t misses;                  /* small misses so far: the refills' clock */
+    uint32_t miss_at[FM_TCACHE_NSMALL];    /* each list's last miss, on that clock */
+    uint32_t miss_frees[FM_TCACHE_NSMALL]; /* and frees (low bits) then */
+    uint8_t miss_run[FM_TCACHE_NSMALL];    /* its misses in a row, up to BATCH_AFTER */
     void *ring[FM_TCACHE_RING];
 };
 
@@ -261,6 +265,10 @@ static inline void fm_tcache_unshed(const struct fm_heap *h, size_t c, uint8_t l
  * pages back (tcache.c, "Shedding"): this thread's full lists, some of them, to the
  * engine, and shed until their next miss. */
 void fm_tcache_shed(struct fm_heap *h) FM_HIDDEN;
+
+/* How many blocks a miss of this usable size (<= FM_TCACHE_MAX_USABLE) takes from the
+ * engine for this thread's cache for h, which it has (tcache.c, "Batches"). */
+size_t fm_tcache_refill_batch(struct fm_heap *h, size_t size) FM_HIDDEN;
 
 /* Whether this thread has a cache for h (then a miss refills it, fm_tcache_stock). */
 static inline bool fm_tcache_is_mine(const struct fm_heap *h)
