@@ -92,7 +92,10 @@ static void release_pages(void *arg, void *start, size_t len)
     struct fm_heap *h = arg;
     fm_os_reset(start, len);
     h->c.trimmed += len;
-    h->shed_due = h->caches; /* the caches' full lists may pin runs like this one */
+    if (h->caches) { /* the caches' full lists may pin runs like this one */
+        h->shed_due = true;
+        __atomic_store_n(&h->shed_epoch, h->shed_epoch + 1, __ATOMIC_RELAXED);
+    }
     /* populate-ahead may fault these in again for the small blocks that come */
     if ((char *)start < h->populated)
         h->populated = start;
@@ -466,12 +469,15 @@ static bool free_locked(struct fm_heap *h, void *p)
 }
 
 /* Heap lock held: the engine gave pages back.  While the process has one thread, its
- * cache sheds lists that free more than it takes (tcache.c, "Shedding"). */
+ * cache sheds lists that free more than it takes; with threads, the depot goes back,
+ * and each thread sheds its own lists at its next settling (tcache.c, "Shedding"). */
 FM_NOINLINE static void shed(struct fm_heap *h)
 {
     h->shed_due = false;
     if (fm_lock_elided())
         fm_tcache_shed(h);
+    else
+        fm_tcache_shed_depot(h);
 }
 
 /* Heap lock held (held: by this call's lock()): p back to the engine, or the program

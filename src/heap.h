@@ -49,6 +49,7 @@ struct fm_heap {
     char *populated;                  /* pages below are faulted in (populate-ahead) */
     bool caches;                      /* per-thread caches in front (tcache.c) */
     bool shed_due;                    /* pages went back since the caches last shed */
+    uint32_t shed_epoch;              /* pages given back so far: threads shed (tcache.c) */
     fm_lock_t tc_registry_lock;
     struct fm_tcache *tc_registry;
     struct fm_depot *depot;           /* batches between the caches (tcache.c) */

@@ -46,7 +46,11 @@
  * order, and each is closed (room 0) until its size misses again, so frees of that
  * size go to the engine meanwhile, as they did while the list was full.  Large lists
  * are shed when full or when the thread holds its bound of large bytes.  With
- * threads, lists rotate through the depot and flushes, and nothing is shed.
+ * threads, the free that gave pages back empties the depot (its batches are the
+ * oldest frees of full lists, spread like them) and bumps the heap's shed_epoch;
+ * each thread sheds its own lists at its next settling that sees the epoch moved
+ * (its own cache, entered after the heap's lock, never seized from inside a flush),
+ * and a closed list's frees stay in the ring for the heap's lock and the engine.
  *
  * The depot.  Between threads, a batch need not go through the engine at all: a full
  * list's oldest BATCH blocks go, still linked, into the heap's depot, and a thread
@@ -486,6 +490,7 @@ static struct fm_tcache *cache(struct fm_heap *h)
         tc->room[c] = c < NSMALL ? LIMIT : FM_TCACHE_LARGE_LIMIT;
     tc->heap = h;
     tc->pool = h->eng;
+    tc->shed_seen = __atomic_load_n(&h->shed_epoch, __ATOMIC_RELAXED);
     if (pthread_setspecific(exit_key, tc) != 0) {
         fm_heap_with_lock(h, fm_tcache_retire_unlisted, tc);
         fm_tcache_state = 0;
@@ -618,6 +623,8 @@ static void settle_rest_locked(struct fm_heap *h, void *arg)
     }
 }
 
+static void shed_locked(struct fm_heap *h, void *tc);
+
 bool fm_tcache_settle(struct fm_heap *h)
 {
     struct fm_tcache *tc = fm_tcache_mine;
@@ -641,6 +648,8 @@ bool fm_tcache_settle(struct fm_heap *h)
             goto keep; /* freed twice?  no block?  Decided under the heap's lock */
         if (s <= FM_TCACHE_MAX_STRIDE) {
             c = s >> 4;
+            if (fm_unlikely(tc->room[c] == 0))
+                goto keep; /* shed: to the engine, under the heap's lock */
             if (tc->count[c] >= LIMIT) {
                 /* a full list: its oldest batch to the depot, as a free's would go */
                 void **where, **q;
@@ -656,7 +665,7 @@ bool fm_tcache_settle(struct fm_heap *h)
         c = fm_tcache_large_class(s);
         size_t usable = s - OVERHEAD;
         if (s - FM_TCACHE_LARGE_MIN <= FM_TCACHE_LARGE_MAX - FM_TCACHE_LARGE_MIN &&
-            tc->count[c] < FM_TCACHE_LARGE_LIMIT && tc->large_bytes + usable <= FM_TCACHE_LARGE_BYTES) {
+            tc->count[c] < tc->room[c] && tc->large_bytes + usable <= FM_TCACHE_LARGE_BYTES) {
             link_in_key(tc, c, p, key);
             tc->large_bytes += usable;
             continue;
@@ -673,6 +682,13 @@ bool fm_tcache_settle(struct fm_heap *h)
      * all hold it, and so find them there. */
     if (nrest > 0)
         fm_heap_with_lock(h, settle_rest_locked, tc);
+    /* Pages went back since this cache last shed: its overfull lists go to the engine
+     * too (with one thread that happened at once, heap.c, shed). */
+    uint32_t epoch = __atomic_load_n(&h->shed_epoch, __ATOMIC_RELAXED);
+    if (fm_unlikely(epoch != tc->shed_seen)) {
+        tc->shed_seen = epoch;
+        fm_heap_with_lock(h, shed_locked, tc);
+    }
     return n != 0;
 }
 
@@ -877,11 +893,10 @@ static inline bool overfull(const struct fm_tcache *tc, size_t c)
                                 tc->large_bytes + FM_TCACHE_LARGE_MAX > FM_TCACHE_LARGE_BYTES);
 }
 
-void fm_tcache_shed(struct fm_heap *h)
+/* Heap lock held, tc not seized: tc's overfull lists, up to SHED_BUDGET blocks from
+ * where the last shedding stopped, to the engine, each closed until its next miss. */
+static void shed_lists(struct fm_heap *h, struct fm_tcache *tc)
 {
-    struct fm_tcache *tc = fm_tcache_mine;
-    if (tc == NULL || tc->heap != h)
-        return;
     size_t budget = SHED_BUDGET;
     for (size_t k = 2; k < NCLASS && budget > 0; k++) {
         size_t c = tc->shed_next;
@@ -906,6 +921,23 @@ void fm_tcache_shed(struct fm_heap *h)
     }
 }
 
+void fm_tcache_shed(struct fm_heap *h)
+{
+    struct fm_tcache *tc = fm_tcache_mine;
+    if (tc != NULL && tc->heap == h)
+        shed_lists(h, tc);
+}
+
+void fm_tcache_shed_depot(struct fm_heap *h)
+{
+    depot_drain(h);
+}
+
+static void shed_locked(struct fm_heap *h, void *tc)
+{
+    shed_lists(h, tc);
+}
+
 /* Live block p, of usable bytes, into tc's list.  A full list's BATCH oldest go to
  * the depot, inside tc's critical section (so that no flush or statistics can miss
  * them); if the depot is full, to the engine when the heap's lock is held (locked),
@@ -920,6 +952,10 @@ static int push_giving_batch(struct fm_heap *h, struct fm_tcache *tc, void **p, 
     if (fm_unlikely(cached_already(h, tc, c, p))) {
         fm_owned_leave(&tc->own, how);
         return -1;
+    }
+    if (fm_unlikely(tc->room[c] == 0)) { /* shed: the engine takes it */
+        fm_owned_leave(&tc->own, how);
+        return 0;
     }
     if (tc->count[c] >= LIMIT) {
         void **where;

@@ -75,7 +75,7 @@ static inline size_t fm_tcache_large_round(size_t s)
 struct fm_tcache {
     void *head[FM_TCACHE_NCLASS];
     uint8_t count[FM_TCACHE_NCLASS];
-    /* What a one-thread free may bring each list to: the limit (FM_TCACHE_LIMIT, or
+    /* What a free may bring each list to: its limit (FM_TCACHE_LIMIT, or
      * FM_TCACHE_LARGE_LIMIT), or 0 while the list is shed (tcache.c, "Shedding"). */
     uint8_t room[FM_TCACHE_NCLASS];
     fm_owned_t own; /* the owner thread's, seized by others (lock.h) */
@@ -86,7 +86,8 @@ struct fm_tcache {
     uint64_t large_bytes;             /* usable bytes of the large blocks held */
     struct fm_tcache *next, *prev;    /* the heap's registry */
     uint8_t nring;                    /* frees noted in ring, not yet settled */
-    uint8_t shed_next;                /* the list fm_tcache_shed looks at first */
+    uint8_t shed_next;                /* the list shedding looks at first */
+    uint32_t shed_seen;               /* the heap's shed_epoch when this cache last shed */
     uint32_t misses;                  /* small misses so far: the refills' clock */
     uint32_t miss_at[FM_TCACHE_NSMALL];    /* each list's last miss, on that clock */
     uint32_t miss_frees[FM_TCACHE_NSMALL]; /* and frees (low bits) then */
@@ -265,6 +266,10 @@ static inline void fm_tcache_unshed(const struct fm_heap *h, size_t c, uint8_t l
  * pages back (tcache.c, "Shedding"): this thread's full lists, some of them, to the
  * engine, and shed until their next miss. */
 void fm_tcache_shed(struct fm_heap *h) FM_HIDDEN;
+
+/* With the heap's lock held, while the process has threads, after the engine gave
+ * pages back: the depot's batches to the engine. */
+void fm_tcache_shed_depot(struct fm_heap *h) FM_HIDDEN;
 
 /* How many blocks a miss of this usable size (<= FM_TCACHE_MAX_USABLE) takes from the
  * engine for this thread's cache for h, which it has (tcache.c, "Batches"). */

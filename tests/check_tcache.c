@@ -283,9 +283,8 @@ END_TEST
  * misses again.  Here the list fills with blocks spread over the first half of a
  * heap of one size; freeing the rest leaves, without shedding, runs of 28 KiB between
  * them, none long enough to go back, and with it one run, given back whole. */
-START_TEST(full_lists_shed_when_pages_go_back)
+static void lists_shed_when_pages_go_back(bool threaded)
 {
-    open_heap(_i, 64 * MiB);
     fm_heap_set_release(&heap, 256 * 1024, 0);
     enum { N = 16384, STEP = 256 };
     static void *p[N];
@@ -293,8 +292,11 @@ START_TEST(full_lists_shed_when_pages_go_back)
         p[k] = fm_heap_malloc(&heap, 100);
     void *fence = fm_heap_malloc(&heap, 100);
     fm_heap_trim(&heap); /* the refills' stock back: nothing cached */
+    if (threaded)
+        companion_start(); /* frees through the ring, full lists' batches to the depot */
     for (int k = 0; k < FM_TCACHE_LIMIT; k++) {
         fm_heap_free(&heap, p[k * STEP], "test");
+        fm_tcache_settle(&heap);
         p[k * STEP] = NULL;
     }
     struct fastmem_stats st = stats();
@@ -303,6 +305,7 @@ START_TEST(full_lists_shed_when_pages_go_back)
     for (int k = 0; k < N; k++)
         if (p[k] != NULL)
             fm_heap_free(&heap, p[k], "test");
+    fm_tcache_settle(&heap); /* (threaded: the ring's last frees, and the shedding) */
     st = stats();
     ck_assert_uint_eq(st.cached, 0); /* shed */
     ck_assert_uint_eq(st.live_blocks, 1);
@@ -312,14 +315,35 @@ START_TEST(full_lists_shed_when_pages_go_back)
     /* shed: a free of the size goes to the engine */
     void *a = fm_heap_malloc(&heap, 200);
     fm_heap_free(&heap, fence, "test");
+    fm_tcache_settle(&heap);
     ck_assert_uint_eq(stats().cached, (FM_TCACHE_BATCH - 1) * 200);
     /* a miss of the size opens the list again */
     void *b = fm_heap_malloc(&heap, 100);
     fm_heap_free(&heap, b, "test");
+    fm_tcache_settle(&heap);
     ck_assert_uint_eq(stats().cached, (FM_TCACHE_BATCH - 1) * 200 + FM_TCACHE_BATCH * 104);
     fm_heap_free(&heap, a, "test");
+    fm_tcache_settle(&heap);
     ck_assert_uint_eq(stats().live_blocks, 0);
     assert_sound();
+    if (threaded)
+        companion_stop();
+}
+
+START_TEST(full_lists_shed_when_pages_go_back)
+{
+    open_heap(_i, 64 * MiB);
+    lists_shed_when_pages_go_back(false);
+}
+END_TEST
+
+/* With threads too, the frees going through the ring and a full list's batches
+ * through the depot: the depot goes back when pages do, and the thread's full lists
+ * at its next settling. */
+START_TEST(full_lists_shed_when_pages_go_back_threaded)
+{
+    open_heap(_i, 64 * MiB);
+    lists_shed_when_pages_go_back(true);
 }
 END_TEST
 
@@ -1414,6 +1438,7 @@ static Suite *tcache_suite(void)
     }
     tcase_add_loop_test(tc, miss_takes_a_batch, 0, n);
     tcase_add_loop_test(tc, full_list_gives_back_a_batch, 0, n);
+    tcase_add_loop_test(tc, full_lists_shed_when_pages_go_back_threaded, 0, n);
     tcase_add_loop_test_raise_signal(tc, double_free_into_full_list_aborts, SIGABRT, 0, n);
     tcase_add_loop_test_raise_signal(tc, realloc_of_cached_block_aborts, SIGABRT, 0, n);
     tcase_add_loop_test(tc, depot_passes_batches_between_threads, 0, n);
