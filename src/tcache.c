@@ -160,7 +160,7 @@
 #include <string.h>
 
 enum { NCLASS = FM_TCACHE_NCLASS, NSMALL = FM_TCACHE_NSMALL, LIMIT = FM_TCACHE_LIMIT,
-       BATCH = FM_TCACHE_BATCH, RING = FM_TCACHE_RING, SHED_BUDGET = 2 * FM_TCACHE_LIMIT,
+       BATCH = FM_TCACHE_BATCH, RING = FM_TCACHE_RING, SHED_BUDGET = FM_TCACHE_SHED_BUDGET,
        BATCH_AFTER = 3, FEW_HOLES = 64 };
 _Static_assert(FM_TCACHE_NCLASS <= 255, "shed_next is a byte");
 _Static_assert(RING >= 1 && RING <= 255, "ring out of range");

@@ -64,6 +64,12 @@ static inline size_t fm_tcache_large_round(size_t s)
 #define FM_TCACHE_RING 16
 #endif
 
+/* When pages go back to the kernel, the caches shed this many blocks at a time at
+ * most (tcache.c, "Shedding"). */
+#ifndef FM_TCACHE_SHED_BUDGET
+#define FM_TCACHE_SHED_BUDGET 64
+#endif
+
 /* The depot between threads' caches (tcache.c): batches of a stride it holds, and
  * bytes in all. */
 #define FM_TCACHE_DEPOT_SLOTS 8
