@@ -46,8 +46,9 @@
  * order, and each is closed (room 0) until its size misses again, so frees of that
  * size go to the engine meanwhile, as they did while the list was full.  Large lists
  * are shed when full or when the thread holds its bound of large bytes.  With
- * threads, the free that gave pages back empties the depot (its batches are the
- * oldest frees of full lists, spread like them) and bumps the heap's shed_epoch;
+ * threads, the free that gave pages back sheds the depot's batches (the oldest
+ * frees of full lists, spread like them), SHED_BUDGET blocks at a time, a stride
+ * after another, and bumps the heap's shed_epoch;
  * each thread sheds its own lists at its next settling that sees the epoch moved
  * (its own cache, entered after the heap's lock, never seized from inside a flush),
  * and a closed list's frees stay in the ring for the heap's lock and the engine.
@@ -230,6 +231,7 @@ struct fm_depot {
     fm_lock_t lock;                   /* its own: a batch in or out is a few stores */
     void *batch[NSMALL][DEPOT_SLOTS]; /* lists of blocks of one stride, linked by p[0] */
     uint8_t n[NSMALL];                /* batches of each stride */
+    uint8_t shed_next;                /* the stride depot_shed looks at first */
     uint8_t len[NSMALL][DEPOT_SLOTS]; /* blocks in each batch */
     uint64_t blocks, bytes;           /* what it holds (usable bytes) */
 };
@@ -928,9 +930,28 @@ void fm_tcache_shed(struct fm_heap *h)
         shed_lists(h, tc);
 }
 
+/* Heap lock held: batches of the depot, up to budget blocks, to the engine, a batch
+ * of each stride in turn from where the last call stopped. */
+static void depot_shed(struct fm_heap *h, size_t budget)
+{
+    struct fm_depot *d = h->depot;
+    for (size_t k = 0; d != NULL && k < NSMALL && budget > 0; k++) {
+        size_t c = d->shed_next; /* (only ever read and written under the heap's lock) */
+        d->shed_next = (uint8_t)((c + 1) % NSMALL);
+        void **q = depot_take(h, c);
+        if (q == NULL)
+            continue;
+        size_t n = 0;
+        for (void **b = q; b; b = *b)
+            n++;
+        release_sorted(h, q, n);
+        budget = budget > n ? budget - n : 0;
+    }
+}
+
 void fm_tcache_shed_depot(struct fm_heap *h)
 {
-    depot_drain(h);
+    depot_shed(h, SHED_BUDGET);
 }
 
 static void shed_locked(struct fm_heap *h, void *tc)

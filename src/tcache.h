@@ -274,7 +274,7 @@ static inline void fm_tcache_unshed(const struct fm_heap *h, size_t c, uint8_t l
 void fm_tcache_shed(struct fm_heap *h) FM_HIDDEN;
 
 /* With the heap's lock held, while the process has threads, after the engine gave
- * pages back: the depot's batches to the engine. */
+ * pages back: some of the depot's batches to the engine. */
 void fm_tcache_shed_depot(struct fm_heap *h) FM_HIDDEN;
 
 /* How many blocks a miss of this usable size (<= FM_TCACHE_MAX_USABLE) takes from the
