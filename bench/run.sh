@@ -106,7 +106,7 @@ END {
                 a = al[j]
                 printf "| %-9s | %10d | %10d | %13d | %10d | %10d | %10d | %12d | %10d |\n", a, median(val[w, a, "malloc_p50"]), median(val[w, a, "malloc_p99"]), median(val[w, a, "malloc_p9999"]), median(val[w, a, "malloc_max"]), median(val[w, a, "free_p50"]), median(val[w, a, "free_p99"]), median(val[w, a, "free_p9999"]), median(val[w, a, "free_max"])
             }
-        } else if (w == "release") {
+        } else if (w ~ /^release/) {
             printf "| %-9s | %8s | %8s | %11s | %8s | %12s | %12s | %12s | %11s |\n", "allocator", "free p50", "free p99", "free p99.99", "free max", "RSS peak MiB", "after frees", "after more", "live MiB"
             printf "|-----------|----------|----------|-------------|----------|--------------|--------------|--------------|-------------|\n"
             for (j = 1; j <= na; j++) {

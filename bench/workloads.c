@@ -41,6 +41,7 @@
 #include "rng.h"
 
 #include <pthread.h>
+#include <unistd.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -410,12 +411,22 @@ static void latency(size_t scale)
 
 /* ---------------------------------------------------------------- release */
 
+/* release-threaded: the same with a second thread that only sleeps, so that the
+ * process has threads (their caches' paths: rings, depot, batches). */
+static void *idle_thread(void *arg)
+{
+    (void)arg;
+    for (;;)
+        pause();
+    return NULL;
+}
+
 /* A service after a burst: its heap grew to 256 MiB of sessions (about 50 blocks of
  * mixed sizes each, allocated together), then nine sessions in ten end and their
  * blocks are freed in random order.  How much of the freed memory goes back to the
  * kernel (RSS right after, and after 200,000 more calls among the survivors, for
  * allocators that give back later), and what the frees cost meanwhile. */
-static void release(size_t scale)
+static void release(const char *name, size_t scale)
 {
     const size_t target = ((size_t)256 << 20) * scale, per = 50;
     size_t cap = target / 512, n = 0, bytes = 0;
@@ -467,9 +478,9 @@ static void release(size_t scale)
         free(p[i]);
     qsort(tf, nf, sizeof *tf, cmp_u32);
     double mib = 1024.0 * 1024.0;
-    printf("workload=release calls=%zu free_p50=%u free_p99=%u free_p9999=%u free_max=%u "
+    printf("workload=%s calls=%zu free_p50=%u free_p99=%u free_p9999=%u free_max=%u "
            "rss_peak_mib=%.1f rss_after_mib=%.1f rss_later_mib=%.1f live_after_mib=%.1f\n",
-           nf, pct(tf, nf, 0.5), pct(tf, nf, 0.99), pct(tf, nf, 0.9999), tf[nf - 1],
+           name, nf, pct(tf, nf, 0.5), pct(tf, nf, 0.99), pct(tf, nf, 0.9999), tf[nf - 1],
            (double)(before - base) / mib, (double)(after - base) / mib, (double)(later - base) / mib,
            (double)kept / mib);
 }
@@ -477,7 +488,7 @@ static void release(size_t scale)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: workloads same-inorder|same-random|churn|fragment|larson|prodcons|latency|release [SCALE]\n");
+        fprintf(stderr, "usage: workloads same-inorder|same-random|churn|fragment|larson|prodcons|latency|release|release-threaded [SCALE]\n");
         return 2;
     }
     size_t scale = argc > 2 ? strtoul(argv[2], NULL, 10) : 1;
@@ -498,7 +509,12 @@ int main(int argc, char **argv)
     else if (strcmp(argv[1], "latency") == 0)
         latency(scale);
     else if (strcmp(argv[1], "release") == 0)
-        release(scale);
+        release(argv[1], scale);
+    else if (strcmp(argv[1], "release-threaded") == 0) {
+        pthread_t t; /* idle: the process has threads, and the allocator knows it */
+        pthread_create(&t, NULL, idle_thread, NULL);
+        release(argv[1], scale);
+    }
     else {
         fprintf(stderr, "workloads: unknown workload '%s'\n", argv[1]);
         return 2;
