@@ -331,7 +331,7 @@ static inline void *alloc_small(struct fm_heap *h, size_t size, bool zero, uint6
 {
     void *p;
     if (h->caches && size <= FM_TCACHE_MAX_USABLE && (fm_tcache_is_mine(h) || fm_tcache_make(h))) {
-        fm_tcache_unshed(h, fm_block_stride(size) >> 4, FM_TCACHE_LIMIT);
+        fm_tcache_unshed(h, fm_block_stride(size) >> 4);
         if (!fm_lock_elided()) {
             /* another thread's batch, kept in the depot, before the engine (tcache.c) */
             p = fm_tcache_restock(h, size, zero);
@@ -357,7 +357,7 @@ FM_NOINLINE static void *malloc_large(struct fm_heap *h, size_t size)
         /* the block will be cached when freed: from the engine, the size its list
          * starts at, so that it serves any request of the list */
         size_t s = fm_tcache_large_round(fm_block_stride(size));
-        fm_tcache_unshed(h, fm_tcache_large_class(s), FM_TCACHE_LARGE_LIMIT);
+        fm_tcache_unshed(h, fm_tcache_large_class(s));
         size = s - 8;
     }
     return alloc(h, FM_ALIGN, size, &h->c.calls_malloc);

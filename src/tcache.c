@@ -231,7 +231,7 @@ struct fm_depot {
     fm_lock_t lock;                   /* its own: a batch in or out is a few stores */
     void *batch[NSMALL][DEPOT_SLOTS]; /* lists of blocks of one stride, linked by p[0] */
     uint8_t n[NSMALL];                /* batches of each stride */
-    uint8_t shed_next;                /* the stride depot_shed looks at first */
+    uint8_t shed_next;                /* the stride fm_tcache_shed_depot looks at first */
     uint8_t len[NSMALL][DEPOT_SLOTS]; /* blocks in each batch */
     uint64_t blocks, bytes;           /* what it holds (usable bytes) */
 };
@@ -489,7 +489,7 @@ static struct fm_tcache *cache(struct fm_heap *h)
     }
     memset(tc, 0, sizeof *tc);
     for (size_t c = 0; c < NCLASS; c++)
-        tc->room[c] = c < NSMALL ? LIMIT : FM_TCACHE_LARGE_LIMIT;
+        tc->room[c] = fm_tcache_limit(c);
     tc->heap = h;
     tc->pool = h->eng;
     tc->shed_seen = __atomic_load_n(&h->shed_epoch, __ATOMIC_RELAXED);
@@ -930,10 +930,11 @@ void fm_tcache_shed(struct fm_heap *h)
         shed_lists(h, tc);
 }
 
-/* Heap lock held: batches of the depot, up to budget blocks, to the engine, a batch
- * of each stride in turn from where the last call stopped. */
-static void depot_shed(struct fm_heap *h, size_t budget)
+/* Heap lock held: batches of the depot, up to SHED_BUDGET blocks, to the engine, a
+ * batch of each stride in turn from where the last call stopped. */
+void fm_tcache_shed_depot(struct fm_heap *h)
 {
+    size_t budget = SHED_BUDGET;
     struct fm_depot *d = h->depot;
     for (size_t k = 0; d != NULL && k < NSMALL && budget > 0; k++) {
         size_t c = d->shed_next; /* (only ever read and written under the heap's lock) */
@@ -947,11 +948,6 @@ static void depot_shed(struct fm_heap *h, size_t budget)
         release_sorted(h, q, n);
         budget = budget > n ? budget - n : 0;
     }
-}
-
-void fm_tcache_shed_depot(struct fm_heap *h)
-{
-    depot_shed(h, SHED_BUDGET);
 }
 
 static void shed_locked(struct fm_heap *h, void *tc)

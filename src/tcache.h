@@ -259,13 +259,19 @@ static inline bool fm_tcache_may_take(const struct fm_heap *h, size_t usable)
     return tc->heap == h && tc->count[(usable + 8) >> 4] < FM_TCACHE_LIMIT;
 }
 
+/* The most blocks list c (small or large) holds. */
+static inline uint8_t fm_tcache_limit(size_t c)
+{
+    return c < FM_TCACHE_NSMALL ? FM_TCACHE_LIMIT : FM_TCACHE_LARGE_LIMIT;
+}
+
 /* After a miss in this thread's cache for h of a block of stride class c (small or
  * large): the list takes frees up to its limit again, if it was shed. */
-static inline void fm_tcache_unshed(const struct fm_heap *h, size_t c, uint8_t limit)
+static inline void fm_tcache_unshed(const struct fm_heap *h, size_t c)
 {
     struct fm_tcache *tc = fm_tcache_mine;
     if (tc != NULL && tc->heap == h)
-        tc->room[c] = limit;
+        tc->room[c] = fm_tcache_limit(c);
 }
 
 /* With the heap's lock held, while the process has one thread, after the engine gave
