@@ -12,7 +12,7 @@ bench_locks_CFLAGS = $(FM_STD_CFLAGS) $(FM_WARN_CFLAGS) -O2
 bench_locks_LDADD = src/libfastmem_core.la
 bench_locks_LDFLAGS = -no-install
 
-EXTRA_DIST += bench/README bench/run.sh bench/tune.c bench/tune.sh
+EXTRA_DIST += bench/README bench/run.sh bench/instructions.sh bench/tune.c bench/tune.sh
 CLEANFILES += $(EXTRA_PROGRAMS)
 
 bench: bench/workloads$(EXEEXT) bench/locks$(EXEEXT) src/libfastmem.la
@@ -21,4 +21,11 @@ bench: bench/workloads$(EXEEXT) bench/locks$(EXEEXT) src/libfastmem.la
 	bash '$(srcdir)/bench/run.sh' $(BENCH_ARGS)
 	bench/locks$(EXEEXT)
 
-.PHONY: bench
+# The same workloads' instruction counts under callgrind (bench/instructions.sh:
+# deterministic, where the times above move with the machine's load).
+bench-instructions: bench/workloads$(EXEEXT) src/libfastmem.la
+	FASTMEM_LIB='$(abs_top_builddir)/src/.libs/libfastmem.so' \
+	WORKLOADS_BIN='$(abs_top_builddir)/bench/workloads$(EXEEXT)' \
+	bash '$(srcdir)/bench/instructions.sh' $(BENCH_INSTR_ARGS)
+
+.PHONY: bench bench-instructions
