@@ -156,10 +156,14 @@ static inline block_t *from_ptr(const void *p)
  * (rotated right by 4, an offset with any of its low bits set is larger than any
  * offset in range, which is a multiple of 16), the flags and check bits one more, and
  * the size one (at least BLOCK_MIN, ending by the sentinel: room >= BLOCK_MIN here). */
+static inline bool pool_off_in_range(const struct pool *p, uintptr_t off) /* off: ptr - lo */
+{
+    return ((off >> 4) | (off << 60)) < __atomic_load_n(&p->span16, __ATOMIC_RELAXED);
+}
+
 static inline bool pool_in_range(const struct pool *p, const void *ptr)
 {
-    uintptr_t off = (uintptr_t)ptr - p->lo;
-    return ((off >> 4) | (off << 60)) < __atomic_load_n(&p->span16, __ATOMIC_RELAXED);
+    return pool_off_in_range(p, (uintptr_t)ptr - p->lo);
 }
 
 /* Set span16 after the sentinel moved.  It changes under the heap's lock while
@@ -187,9 +191,14 @@ static inline void pool_set_range(struct pool *p)
  * back to the engine. */
 /* pool_cacheable with the pool's lo given: a loop that checks many blocks keeps a
  * copy, which the blocks' stores cannot change (the compiler cannot know that). */
+static inline bool pool_cacheable_off(uintptr_t off, size_t word, size_t s) /* off: ptr - lo */
+{
+    return s >= BLOCK_MIN && (word & ~F_PREV_FREE) == (s | check_bits(off, s));
+}
+
 static inline bool pool_cacheable_lo(uintptr_t lo, const void *ptr, size_t word, size_t s)
 {
-    return s >= BLOCK_MIN && (word & ~F_PREV_FREE) == (s | check_bits((uintptr_t)ptr - lo, s));
+    return pool_cacheable_off((uintptr_t)ptr - lo, word, s);
 }
 
 static inline bool pool_cacheable(const struct pool *p, const void *ptr, size_t word, size_t s)

@@ -11,7 +11,8 @@
  * malloc and free first try this thread's cache (tcache.h's fast paths), inline: a
  * thread has a cache only for the process heap, once it exists and serves malloc, so
  * a thread with one needs neither FWD nor SITE (no engine with caches records call
- * sites), and its misses go straight to the heap. */
+ * sites) nor a look at which heap the cache is for, and its misses go straight to
+ * the heap. */
 #include "heap.h"
 #include "init.h"
 #include "libc.h"
@@ -39,16 +40,20 @@ int __posix_memalign(void **out, size_t align, size_t size);
 
 FM_EXPORT void *malloc(size_t size)
 {
-    if (fm_likely(fm_tcache_mine != NULL))
-        return fm_tcache_malloc(&fm_process_heap, size);
+    struct fm_tcache *tc = fm_tcache_mine;
+    if (fm_likely(tc != NULL))
+        return fm_tcache_malloc_in(tc, &fm_process_heap, size);
     SITE();
     return FWD() ? fm_libc.malloc(size) : fm_malloc(size);
 }
 
 FM_EXPORT void free(void *p)
 {
-    if (fm_likely(fm_tcache_free(&fm_process_heap, p, "free")))
+    struct fm_tcache *tc = fm_tcache_mine;
+    if (fm_likely(tc != NULL)) {
+        fm_tcache_free_in(tc, &fm_process_heap, p, "free");
         return;
+    }
     FWD() ? fm_libc.free(p) : fm_free(p);
 }
 

@@ -162,13 +162,13 @@ static inline void *fm_tcache_malloc_big(struct fm_tcache *tc, struct fm_heap *h
     return fm_heap_malloc_miss(h, size);
 }
 
-/* malloc(size) from this thread's cache for h; a miss (or a size too large to be
- * cached, or no cache) goes on to fm_heap_malloc_miss. */
-static inline void *fm_tcache_malloc(struct fm_heap *h, size_t size)
+/* malloc(size) from tc, this thread's cache, which is for h; a miss (or a size too
+ * large to be cached) goes on to fm_heap_malloc_miss.  The exported malloc and free
+ * call this and fm_tcache_free_in directly: in libfastmem.so a thread's cache is
+ * always the process heap's (init.c turns caches on for that heap alone), so once
+ * they have found the thread's cache they need not compare its heap. */
+static inline void *fm_tcache_malloc_in(struct fm_tcache *tc, struct fm_heap *h, size_t size)
 {
-    struct fm_tcache *tc = fm_tcache_mine;
-    if (fm_unlikely(tc == NULL) || fm_unlikely(tc->heap != h))
-        return fm_heap_malloc_miss(h, size);
     if (fm_unlikely(size > FM_TCACHE_MAX_USABLE))
         return fm_tcache_malloc_big(tc, h, size);
     if (fm_unlikely(!fm_lock_elided()))
@@ -183,28 +183,36 @@ static inline void *fm_tcache_malloc(struct fm_heap *h, size_t size)
     return p;
 }
 
-/* free(ptr) through this thread's cache for h: false (nothing done) only if this
- * thread has no cache for h.  While the process has threads, a pointer in the pool
+/* malloc(size) from this thread's cache for h; a miss (or a size too large to be
+ * cached, or no cache) goes on to fm_heap_malloc_miss. */
+static inline void *fm_tcache_malloc(struct fm_heap *h, size_t size)
+{
+    struct fm_tcache *tc = fm_tcache_mine;
+    if (fm_unlikely(tc == NULL) || fm_unlikely(tc->heap != h))
+        return fm_heap_malloc_miss(h, size);
+    return fm_tcache_malloc_in(tc, h, size);
+}
+
+/* free(ptr) through tc, this thread's cache, which is for h.  While the process has threads, a pointer in the pool
  * is noted in the thread's ring, and checked with the ring's others (tcache.c, "The
  * ring").  Else a live block of a cached stride joins its list; a full list sends it
  * to fm_heap_free_full; anything else goes to fm_heap_free_slow, which decides under
  * the heap's lock.  The size word is only a guess until pool_cacheable has seen its
  * check bits (a full list's engine checks the pointer itself).  caller names the
  * call in messages (a ring's: "free"). */
-static inline bool fm_tcache_free(struct fm_heap *h, void *ptr, const char *caller)
+static inline void fm_tcache_free_in(struct fm_tcache *tc, struct fm_heap *h, void *ptr, const char *caller)
 {
-    struct fm_tcache *tc = fm_tcache_mine;
-    if (fm_unlikely(tc == NULL) || fm_unlikely(tc->heap != h))
-        return false;
     const struct pool *pl = tc->pool;
-    if (fm_unlikely(!pool_in_range(pl, ptr))) {
+    uintptr_t off = (uintptr_t)ptr - pl->lo; /* once: the range's atomic load keeps the
+                                                compiler from reusing lo past it */
+    if (fm_unlikely(!pool_off_in_range(pl, off))) {
         if (ptr != NULL)
             fm_heap_free_slow(h, ptr, caller);
-        return true;
+        return;
     }
     if (fm_unlikely(!fm_lock_elided())) {
         fm_tcache_free_threaded(tc, ptr);
-        return true;
+        return;
     }
     size_t word = block_word(from_ptr(ptr));
     size_t s = word & FM_STRIDE_BITS;
@@ -215,7 +223,7 @@ static inline bool fm_tcache_free(struct fm_heap *h, void *ptr, const char *call
         size_t c = fm_tcache_large_class(s), usable = s - OVERHEAD;
         if (s - FM_TCACHE_LARGE_MIN <= FM_TCACHE_LARGE_MAX - FM_TCACHE_LARGE_MIN &&
             tc->count[c] < tc->room[c] &&
-            tc->large_bytes + usable <= FM_TCACHE_LARGE_BYTES && pool_cacheable(pl, ptr, word, s) &&
+            tc->large_bytes + usable <= FM_TCACHE_LARGE_BYTES && pool_cacheable_off(off, word, s) &&
             p[1] != key) {
             p[0] = tc->head[c];
             p[1] = key;
@@ -226,15 +234,15 @@ static inline bool fm_tcache_free(struct fm_heap *h, void *ptr, const char *call
         } else {
             fm_tcache_free_large(tc, ptr, s, caller);
         }
-        return true;
+        return;
     }
     size_t c = s >> 4;
     if (fm_unlikely(tc->count[c] >= tc->room[c])) {
         fm_heap_free_full(h, ptr, s - OVERHEAD, caller);
-        return true;
+        return;
     }
     void **p = ptr;
-    if (fm_unlikely(!pool_cacheable(pl, ptr, word, s)))
+    if (fm_unlikely(!pool_cacheable_off(off, word, s)))
         fm_heap_free_slow(h, ptr, caller);
     else if (fm_unlikely(p[1] == key))
         fm_tcache_free_marked(tc, ptr, caller);
@@ -245,6 +253,16 @@ static inline bool fm_tcache_free(struct fm_heap *h, void *ptr, const char *call
         tc->count[c]++;
         tc->frees++;
     }
+}
+
+/* fm_tcache_free_in, through this thread's cache for h: false (nothing done) if this
+ * thread has none for h. */
+static inline bool fm_tcache_free(struct fm_heap *h, void *ptr, const char *caller)
+{
+    struct fm_tcache *tc = fm_tcache_mine;
+    if (fm_unlikely(tc == NULL) || fm_unlikely(tc->heap != h))
+        return false;
+    fm_tcache_free_in(tc, h, ptr, caller);
     return true;
 }
 
