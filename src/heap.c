@@ -347,20 +347,32 @@ static inline void *alloc_small(struct fm_heap *h, size_t size, bool zero, uint6
     return p;
 }
 
+/* A large malloc that this thread's cache for h did not serve: the block will be
+ * cached when freed, so it comes from the engine at the stride its list starts at,
+ * and serves any request of the list. */
+static inline void *malloc_large_engine(struct fm_heap *h, size_t size)
+{
+    size_t s = fm_tcache_large_round(fm_block_stride(size));
+    fm_tcache_unshed(h, fm_tcache_large_class(s));
+    return alloc(h, FM_ALIGN, s - 8, &h->c.calls_malloc);
+}
+
 /* malloc of a size a thread's cache keeps in its large lists (tcache.c). */
 FM_NOINLINE static void *malloc_large(struct fm_heap *h, size_t size)
 {
     if (fm_tcache_is_mine(h)) {
         void *p = fm_tcache_malloc_large(h, size);
-        if (p)
-            return p;
-        /* the block will be cached when freed: from the engine, the size its list
-         * starts at, so that it serves any request of the list */
-        size_t s = fm_tcache_large_round(fm_block_stride(size));
-        fm_tcache_unshed(h, fm_tcache_large_class(s));
-        size = s - 8;
+        return p ? p : malloc_large_engine(h, size);
     }
     return alloc(h, FM_ALIGN, size, &h->c.calls_malloc);
+}
+
+void *fm_heap_malloc_large_miss(struct fm_heap *h, size_t size)
+{
+    /* a ring left from when the process had threads may hold the size */
+    if (fm_unlikely(fm_tcache_mine->nring != 0) && fm_tcache_settle(h))
+        return fm_tcache_malloc(h, size);
+    return malloc_large_engine(h, size);
 }
 
 void *fm_heap_malloc_miss(struct fm_heap *h, size_t size)
@@ -550,6 +562,13 @@ static enum fm_free_result free_slow(struct fm_heap *h, void *p, const char *cal
     return FM_FREED;
 }
 
+void fm_heap_free_engine(struct fm_heap *h, void *p, const char *caller)
+{
+    bool held = lock(h);
+    free_or_die(h, held, p, caller);
+    unlock(h, held);
+}
+
 void fm_heap_free_full(struct fm_heap *h, void *p, size_t usable, const char *caller)
 {
     if (!fm_lock_elided()) {
@@ -561,9 +580,7 @@ void fm_heap_free_full(struct fm_heap *h, void *p, size_t usable, const char *ca
             free_flushing(h, p, usable, caller);
         return;
     }
-    bool held = lock(h);
-    free_or_die(h, held, p, caller);
-    unlock(h, held);
+    fm_heap_free_engine(h, p, caller);
 }
 
 void fm_heap_free_slow(struct fm_heap *h, void *p, const char *caller)

@@ -116,6 +116,19 @@ void fm_heap_free_slow(struct fm_heap *h, void *p, const char *caller) FM_HIDDEN
  * cached size), but whose list in this thread's cache is full: p is checked here. */
 void fm_heap_free_full(struct fm_heap *h, void *p, size_t usable, const char *caller) FM_HIDDEN;
 
+/* While the process has one thread (the lock elided), with the thread's cache for h:
+ * free p, a pointer in the pool that the cache does not take (a large block over its
+ * bounds, or one the fast path's checks refused), straight to the engine, which
+ * checks it (a double free or a pointer that is no block dies there, as it would in
+ * fm_heap_free_slow). */
+void fm_heap_free_engine(struct fm_heap *h, void *p, const char *caller) FM_HIDDEN;
+
+/* While the process has one thread, with the thread's cache for h, whose large list
+ * for size (FM_TCACHE_MAX_USABLE < size <= FM_TCACHE_LARGE_MAX_USABLE) is empty: the
+ * block from the engine, at the stride the list starts at (fm_heap_malloc_miss,
+ * without looking in the list again). */
+void *fm_heap_malloc_large_miss(struct fm_heap *h, size_t size) FM_HIDDEN;
+
 /* The usable size of p, or 0 if p is not a live block of this heap. */
 size_t fm_heap_usable_size(struct fm_heap *h, const void *p) FM_HIDDEN;
 

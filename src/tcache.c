@@ -733,31 +733,6 @@ void fm_tcache_free_marked(struct fm_tcache *tc, void *ptr, const char *caller)
     fm_owned_leave(&tc->own, how);
 }
 
-void fm_tcache_free_large(struct fm_tcache *tc, void *ptr, size_t stride, const char *caller)
-{
-    struct fm_heap *h = tc->heap;
-    if (stride > FM_TCACHE_LARGE_MAX || stride < FM_TCACHE_LARGE_MIN) {
-        fm_heap_free_slow(h, ptr, caller);
-        return;
-    }
-    size_t c = fm_tcache_large_class(stride);
-    size_t usable = stride - OVERHEAD;
-    void **p = ptr;
-    int how = fm_owned_enter(&tc->own);
-    if (tc->count[c] >= tc->room[c] || tc->large_bytes + usable > FM_TCACHE_LARGE_BYTES ||
-        !pool_cacheable(tc->pool, ptr, block_word(from_ptr(ptr)), stride)) {
-        fm_owned_leave(&tc->own, how);
-        fm_heap_free_slow(h, ptr, caller);
-        return;
-    }
-    if (fm_unlikely(listed(tc, c, p)))
-        double_free(tc, how, caller, ptr);
-    link_in(tc, c, p);
-    tc->frees++;
-    tc->large_bytes += usable;
-    fm_owned_leave(&tc->own, how);
-}
-
 void *fm_tcache_malloc_large(struct fm_heap *h, size_t size)
 {
     struct fm_tcache *tc = fm_tcache_mine;

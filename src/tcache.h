@@ -131,7 +131,6 @@ void fm_tcache_free_marked(struct fm_tcache *tc, void *p, const char *caller) FM
  * Costs a look at the ring and a load unless p carries the cached mark.  (Blocks in
  * other threads' caches are not searched.) */
 bool fm_tcache_holds(struct fm_heap *h, void *p) FM_HIDDEN;
-void fm_tcache_free_large(struct fm_tcache *tc, void *p, size_t stride, const char *caller) FM_HIDDEN;
 /* While the process has threads, for free or realloc of p, a pointer in the pool that
  * carries the cached mark: if any thread's cache or ring, or the depot, holds p, the
  * program dies ("double free", naming caller); else the mark was the program's data,
@@ -158,6 +157,7 @@ static inline void *fm_tcache_malloc_big(struct fm_tcache *tc, struct fm_heap *h
             p[1] = NULL; /* no longer marked cached */
             return p;
         }
+        return fm_heap_malloc_large_miss(h, size);
     }
     return fm_heap_malloc_miss(h, size);
 }
@@ -232,7 +232,8 @@ static inline void fm_tcache_free_in(struct fm_tcache *tc, struct fm_heap *h, vo
             tc->frees++;
             tc->large_bytes += usable;
         } else {
-            fm_tcache_free_large(tc, ptr, s, caller);
+            /* over the bounds, marked, refused, or no large stride: the engine checks it */
+            fm_heap_free_engine(h, ptr, caller);
         }
         return;
     }
