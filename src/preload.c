@@ -38,13 +38,26 @@ int __posix_memalign(void **out, size_t align, size_t size);
  * (one thread-local store). */
 #define SITE() (fm_call_site = __builtin_return_address(0))
 
+/* malloc and free without a cache, apart: the first call's initialisation
+ * (fm_init_slow, which FWD may call) is a call that needs a stack frame, and kept
+ * inline it made the fast paths build one too. */
+FM_NOINLINE static void *malloc_uncached(size_t size, void *site)
+{
+    fm_call_site = site;
+    return FWD() ? fm_libc.malloc(size) : fm_malloc(size);
+}
+
+FM_NOINLINE static void free_uncached(void *p)
+{
+    FWD() ? fm_libc.free(p) : fm_free(p);
+}
+
 FM_EXPORT void *malloc(size_t size)
 {
     struct fm_tcache *tc = fm_tcache_mine;
     if (fm_likely(tc != NULL))
         return fm_tcache_malloc_in(tc, &fm_process_heap, size);
-    SITE();
-    return FWD() ? fm_libc.malloc(size) : fm_malloc(size);
+    return malloc_uncached(size, __builtin_return_address(0));
 }
 
 FM_EXPORT void free(void *p)
@@ -54,7 +67,7 @@ FM_EXPORT void free(void *p)
         fm_tcache_free_in(tc, &fm_process_heap, p, "free");
         return;
     }
-    FWD() ? fm_libc.free(p) : fm_free(p);
+    free_uncached(p);
 }
 
 FM_EXPORT void *calloc(size_t n, size_t size) { SITE(); return FWD() ? fm_libc.calloc(n, size) : fm_calloc(n, size); }
