@@ -562,11 +562,16 @@ static enum fm_free_result free_slow(struct fm_heap *h, void *p, const char *cal
     return FM_FREED;
 }
 
-void fm_heap_free_engine(struct fm_heap *h, void *p, const char *caller)
+static inline void free_engine(struct fm_heap *h, void *p, const char *caller)
 {
     bool held = lock(h);
     free_or_die(h, held, p, caller);
     unlock(h, held);
+}
+
+void fm_heap_free_engine(struct fm_heap *h, void *p, const char *caller)
+{
+    free_engine(h, p, caller);
 }
 
 void fm_heap_free_full(struct fm_heap *h, void *p, size_t usable, const char *caller)
@@ -580,7 +585,7 @@ void fm_heap_free_full(struct fm_heap *h, void *p, size_t usable, const char *ca
             free_flushing(h, p, usable, caller);
         return;
     }
-    fm_heap_free_engine(h, p, caller);
+    free_engine(h, p, caller);
 }
 
 void fm_heap_free_slow(struct fm_heap *h, void *p, const char *caller)
