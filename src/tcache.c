@@ -64,7 +64,8 @@
  * holds at most DEPOT_SLOTS batches of a size and DEPOT_BYTES in all; past that,
  * batches go to the engine as before, so a structure torn down still reaches the
  * engine in address order.  Its blocks are cached blocks: the statistics count them
- * so, and a flush of every cache (ENOMEM, malloc_trim) empties it.
+ * so, and a flush of every cache (ENOMEM, malloc_trim) empties it, as does the exit of
+ * the last thread with a cache: nothing would take its batches then.
  *
  * The cap stays exact: before the heap refuses a request with ENOMEM it flushes every
  * thread's cache back to the engine and tries again.  A thread that exits flushes its
@@ -454,8 +455,13 @@ void fm_tcache_retire(struct fm_heap *h, void *arg)
         h->tc_registry = tc->next;
     if (tc->next)
         tc->next->prev = tc->prev;
+    bool last = h->tc_registry == NULL;
     fm_lock_release(&h->tc_registry_lock, false);
     dissolve(h, tc);
+    /* The depot's batches are for the caches; with none left, nothing would take them
+     * (a thread flushing a batch there just before it exited, after the others). */
+    if (last)
+        depot_drain(h);
 }
 
 void fm_tcache_setup(struct fm_heap *h)

@@ -1251,6 +1251,36 @@ START_TEST(thread_exit_returns_its_cache)
 }
 END_TEST
 
+/* A thread that allocates and frees more than its list holds, its first batch going
+ * to the depot, and exits. */
+static void *fill_depot_and_exit(void *arg)
+{
+    (void)arg;
+    for (int k = 0; k < GIVEN; k++)
+        given[k] = fm_heap_malloc(&heap, 200);
+    for (int k = 0; k < GIVEN; k++)
+        fm_heap_free(&heap, given[k], "test");
+    return NULL;
+}
+
+/* The depot's batches are for the caches: when the last cache goes (its thread
+ * exits), they go back to the engine too, or they would stay cached for nobody. */
+START_TEST(depot_goes_back_with_the_last_cache)
+{
+    open_heap(_i, 64 * MiB);
+    for (int round = 0; round < 5; round++) {
+        pthread_t t;
+        pthread_create(&t, NULL, fill_depot_and_exit, NULL);
+        pthread_join(t, NULL);
+        struct fastmem_stats st = stats();
+        TU_REQUIRE(st.cached == 0 && st.live_blocks == 0 && st.in_use == 0,
+                   "round %d: cached %llu, live %llu", round, (unsigned long long)st.cached,
+                   (unsigned long long)st.live_blocks);
+    }
+    assert_sound();
+}
+END_TEST
+
 static void *churn(void *arg);
 
 /* fork while other threads hold caches: the child's heap has none of theirs, can run
@@ -1462,6 +1492,7 @@ static Suite *tcache_suite(void)
     tcase_add_loop_test(tc, frees_being_settled_stay_visible, 0, n);
     tcase_add_loop_test(tc, engine_hands_out_no_mark, 0, n);
     tcase_add_loop_test(tc, thread_exit_returns_its_cache, 0, n);
+    tcase_add_loop_test(tc, depot_goes_back_with_the_last_cache, 0, n);
     tcase_add_loop_test(tc, threads_churn_with_caches, 0, n);
     tcase_add_loop_test(tc, seizing_caches_while_threads_churn, 0, n);
     tcase_add_loop_test(tc, no_caches_for_them, n, (int)fm_engine_count());
