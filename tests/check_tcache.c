@@ -153,6 +153,43 @@ static void leave_a_batch_in_the_depot(void)
 
 /* A miss takes a batch from the engine under one lock: one block handed out, the
  * rest cached and handed out next, lowest address first. */
+/* A refill cuts blocks of the stride it was asked for: a hole a little larger (too
+ * little to split) is the caller's block if it comes first, as a malloc's would be,
+ * and otherwise ends the batch and stays free; blocks of a larger stride would go to
+ * another list. */
+START_TEST(refill_stops_at_a_hole_of_another_stride)
+{
+    open_heap(_i, 64 * MiB);
+    enum { HOLES = 40 };
+    void *hole[HOLES], *wall[HOLES];
+    for (int k = 0; k < HOLES; k++) {
+        hole[k] = fm_heap_malloc(&heap, 136); /* stride 144 */
+        wall[k] = fm_heap_malloc(&heap, 40);  /* keeps the holes apart */
+        ck_assert_ptr_nonnull(hole[k]);
+        ck_assert_ptr_nonnull(wall[k]);
+    }
+    char *big = fm_heap_malloc(&heap, 64 * 1024); /* so the holes lie between live blocks */
+    ck_assert_ptr_nonnull(big);
+    for (int k = 0; k < HOLES; k++)
+        fm_heap_free(&heap, hole[k], "test");
+    fm_heap_trim(&heap); /* the holes to the engine: 144 bytes, 16 over a stride of 128 */
+    ck_assert_uint_eq(stats().cached, 0);
+    char *p = fm_heap_malloc(&heap, 120); /* stride 128: a miss, a refill */
+    ck_assert_ptr_nonnull(p);
+    memset(p, 0x5a, 120);
+    struct fastmem_stats st = stats();
+    TU_REQUIRE(st.cached == 0, "the refill cached %llu bytes of another stride", (unsigned long long)st.cached);
+    ck_assert_uint_eq(st.live_blocks, HOLES + 2);
+    fm_heap_free(&heap, p, "test");
+    fm_heap_free(&heap, big, "test");
+    for (int k = 0; k < HOLES; k++)
+        fm_heap_free(&heap, wall[k], "test");
+    fm_heap_trim(&heap);
+    ck_assert_uint_eq(stats().live_blocks, 0);
+    assert_sound();
+}
+END_TEST
+
 START_TEST(miss_takes_a_batch)
 {
     open_heap(_i, 64 * MiB);
@@ -1466,6 +1503,7 @@ static Suite *tcache_suite(void)
         tcase_add_loop_test_raise_signal(tc, pointer_into_large_block_aborts, SIGABRT, 0, n);
         tcase_add_loop_test(tc, fork_while_threads_hold_caches, 0, n);
     }
+    tcase_add_loop_test(tc, refill_stops_at_a_hole_of_another_stride, 0, n);
     tcase_add_loop_test(tc, miss_takes_a_batch, 0, n);
     tcase_add_loop_test(tc, full_list_gives_back_a_batch, 0, n);
     tcase_add_loop_test(tc, full_lists_shed_when_pages_go_back_threaded, 0, n);
