@@ -177,9 +177,12 @@ START_TEST(refill_stops_at_a_hole_of_another_stride)
     char *p = fm_heap_malloc(&heap, 120); /* stride 128: a miss, a refill */
     ck_assert_ptr_nonnull(p);
     memset(p, 0x5a, 120);
-    struct fastmem_stats st = stats();
-    TU_REQUIRE(st.cached == 0, "the refill cached %llu bytes of another stride", (unsigned long long)st.cached);
-    ck_assert_uint_eq(st.live_blocks, HOLES + 2);
+    /* (Where the holes are not the first blocks the engine finds, as with a sanitizer's
+     * thread, the batch is of 128s; either way, no block of 144 is cached.) */
+    ck_assert_ptr_nonnull(fm_tcache_mine);
+    TU_REQUIRE(fm_tcache_mine->count[144 >> 4] == 0, "the refill cached %u blocks of stride 144",
+               (unsigned)fm_tcache_mine->count[144 >> 4]);
+    ck_assert_uint_eq(stats().live_blocks, HOLES + 2);
     fm_heap_free(&heap, p, "test");
     fm_heap_free(&heap, big, "test");
     for (int k = 0; k < HOLES; k++)
