@@ -9,6 +9,7 @@
  */
 #include "testutil.h"
 
+#include "diag.h"
 #include "engine.h"
 #include "heap.h"
 
@@ -50,13 +51,14 @@ static void reap_ok(pid_t pid)
                   WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
 }
 
-/* Run fn(arg) in a child process that exits 0 if fn returns 0. */
+/* Run fn(arg) in a child process that exits 0 if fn returns 0.  (The child makes no
+ * Check assertion: those write to the runner's message file, shared with the parent.) */
 static pid_t spawn(int (*fn)(int), int arg)
 {
     pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
     if (pid == 0)
         _exit(fn(arg) == 0 ? 0 : 1);
+    ck_assert_int_ge(pid, 0);
     return pid;
 }
 
@@ -128,6 +130,16 @@ END_TEST
 
 /* ---------------------------------------------------------- concurrent churn */
 
+/* A churning child found its data changed: say where (the child's exit status alone
+ * says nothing), and return code. */
+static int churn_damage(uint64_t seed, long op, const void *p, size_t len, size_t at, int code)
+{
+    fprintf(stderr, "churn (pid %d, seed %llu): op %ld: block %p of %zu bytes differs at byte %zu "
+            "(%s)\n", (int)getpid(), (unsigned long long)seed, op, p, len, at,
+            code == 1 ? "before it was changed" : code == 2 ? "after realloc" : "at the end");
+    return code;
+}
+
 /* Random malloc, realloc and free over `slots` slots (at most 256), each block
  * filled with a pattern and verified before it is changed or freed; a quarter of the
  * sizes up to `big`, the rest up to 256.  Returns non-zero on damage. */
@@ -143,15 +155,16 @@ static int churn_sized(uint64_t seed, long ops, _Atomic int *stop, size_t slots,
             break;
         size_t i = tu_rand(&rng) % slots;
         if (p[i] && tu_verify(p[i], n[i], tag[i]) != n[i])
-            return 1;
+            return churn_damage(seed, k, p[i], n[i], tu_verify(p[i], n[i], tag[i]), 1);
         uint64_t r = tu_rand(&rng);
         size_t len = (r & 3) == 0 ? 1 + (r >> 8) % big : 1 + (r >> 8) % 256;
         if (p[i] && (r & 16)) {
             unsigned char *q = shm_realloc(p[i], len);
             if (q == NULL)
                 continue; /* full: p[i] is untouched */
-            if (tu_verify(q, n[i] < len ? n[i] : len, tag[i]) != (n[i] < len ? n[i] : len))
-                return 2;
+            size_t kept = n[i] < len ? n[i] : len;
+            if (tu_verify(q, kept, tag[i]) != kept)
+                return churn_damage(seed, k, q, kept, tu_verify(q, kept, tag[i]), 2);
             p[i] = q;
         } else {
             shm_free(p[i]);
@@ -167,7 +180,7 @@ static int churn_sized(uint64_t seed, long ops, _Atomic int *stop, size_t slots,
     }
     for (size_t i = 0; i < SLOTS; i++) {
         if (p[i] && tu_verify(p[i], n[i], tag[i]) != n[i])
-            return 3;
+            return churn_damage(seed, -1, p[i], n[i], tu_verify(p[i], n[i], tag[i]), 3);
         shm_free(p[i]);
     }
     return 0;
@@ -219,6 +232,62 @@ static int victim(int c)
     return churn_sized(7000 + (uint64_t)c, -1, NULL, 16, 256);
 }
 
+/* The sigkill test's processes (survivors, then the victim of the moment), for the
+ * watchdog: a test that stops making progress says what every process is doing,
+ * and who holds the heap's lock, instead of waiting for Check's timeout in silence. */
+enum { WATCH_SECONDS = 60 };
+static pid_t watched[3];
+static volatile sig_atomic_t watched_kill;
+
+static void say(const char *s)
+{
+    ssize_t n = write(2, s, strlen(s));
+    (void)n;
+}
+
+/* The text of a small /proc file, on one line after a label. */
+static void say_proc(pid_t pid, const char *what)
+{
+    char path[64], buf[512];
+    fm_format(path, sizeof path, "/proc/%d/%s", (int)pid, what);
+    say("  ");
+    say(path);
+    say(": ");
+    int fd = open(path, O_RDONLY);
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    buf[n > 0 ? n : 0] = '\0';
+    int fields = 0;
+    for (ssize_t i = 0; i < n; i++) {
+        if (buf[i] == '\n')
+            buf[i] = ' ';
+        if (buf[i] == ' ' && ++fields == 3 && strcmp(what, "stat") == 0)
+            buf[i] = '\0'; /* pid, name, state */
+    }
+    say(n > 0 ? buf : "(gone)");
+    say("\n");
+}
+
+static void watchdog(int sig)
+{
+    (void)sig;
+    char line[256];
+    const struct fm_heap *h = fm_shm_heap();
+    fm_format(line, sizeof line, "sigkill: no progress in %d s at kill %d; the heap's lock word "
+              "is 0x%x, its owner %d\n", WATCH_SECONDS, (int)watched_kill,
+              (unsigned)h->mutex.__data.__lock, h->mutex.__data.__owner);
+    say(line);
+    for (size_t i = 0; i < sizeof watched / sizeof watched[0]; i++) {
+        if (watched[i] <= 0)
+            continue;
+        say_proc(watched[i], "stat");
+        say_proc(watched[i], "wchan");
+        say_proc(watched[i], "syscall");
+    }
+    _exit(99);
+}
+
 /* Processes killed at random moments, a few hundred times, while others keep
  * allocating: nobody deadlocks, every survivor's data stays intact, the dead owners
  * are noticed (recovered counts them), and the heap checks sound throughout. */
@@ -232,12 +301,22 @@ START_TEST(sigkill_at_random_moments)
     enum { SURVIVORS = 2, KILLS = 300 };
     pid_t surv[SURVIVORS];
     for (int c = 0; c < SURVIVORS; c++)
-        surv[c] = spawn(survivor, c);
+        watched[c] = surv[c] = spawn(survivor, c);
+    signal(SIGALRM, watchdog);
     uint64_t rng = 42;
     for (int k = 0; k < KILLS; k++) {
+        watched_kill = k;
+        alarm(WATCH_SECONDS);
         pid_t v = spawn(victim, k);
-        while (atomic_load(started) != k + 1)
-            sched_yield(); /* (the test's timeout catches a victim that never starts) */
+        watched[SURVIVORS] = v;
+        while (atomic_load(started) != k + 1) {
+            int status;
+            pid_t w = waitpid(v, &status, WNOHANG);
+            TU_REQUIRE(w == 0, "victim %d ended before it started: %s %d", k,
+                       WIFEXITED(status) ? "exit" : "signal",
+                       WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+            sched_yield();
+        }
         struct timespec ts = {0, (long)(tu_rand(&rng) % 500000)};
         nanosleep(&ts, NULL);
         ck_assert_int_eq(kill(v, SIGKILL), 0);
@@ -248,9 +327,11 @@ START_TEST(sigkill_at_random_moments)
         if (k % 25 == 0)
             TU_REQUIRE(shm_check() == 0, "heap damaged after kill %d", k);
     }
+    watched[SURVIVORS] = 0;
     atomic_store(stop_flag, 1);
     for (int c = 0; c < SURVIVORS; c++)
         reap_ok(surv[c]);
+    alarm(0);
     ck_assert_int_eq(shm_check(), 0);
     struct fastmem_stats st = shm_stats();
     /* The victims spend much of their time inside the lock; some died there. */
