@@ -346,6 +346,92 @@ START_TEST(sigkill_at_random_moments)
 }
 END_TEST
 
+/* ------------------------------------------------------- a waiter's wake lost */
+
+/* Whether process pid is waiting in the futex call (its lock wait). */
+static bool in_futex_wait(pid_t pid)
+{
+    char path[64], buf[64], want[16];
+    snprintf(path, sizeof path, "/proc/%d/syscall", (int)pid);
+    snprintf(want, sizeof want, "%d ", (int)SYS_futex);
+    int fd = open(path, O_RDONLY);
+    ck_assert_msg(fd >= 0, "cannot open %s", path);
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    buf[n > 0 ? n : 0] = '\0';
+    return strncmp(buf, want, strlen(want)) == 0;
+}
+
+static void wait_until_in_futex(pid_t pid)
+{
+    for (int i = 0; !in_futex_wait(pid); i++) {
+        ck_assert_msg(i < 5000, "process %d never waited for the lock", (int)pid);
+        usleep(1000);
+    }
+}
+
+static int malloc_and_free(int unused)
+{
+    (void)unused;
+    void *p = shm_malloc(100);
+    shm_free(p);
+    return p == NULL;
+}
+
+/* The kernel wakes one waiter when the lock is freed.  Here that waiter (b) is killed
+ * before it can run, and the lock is taken and freed again uncontended meanwhile,
+ * which wakes nobody: without more, the other waiter (c) sleeps on a free lock for
+ * good.  b runs at idle priority on a CPU a busy process holds, so it is still
+ * waiting to run when it is killed. */
+START_TEST(a_waiter_whose_wake_was_lost_gets_the_lock)
+{
+    ck_assert_int_eq(shm_init(4 * MiB), 0);
+    struct fm_heap *h = fm_shm_heap();
+    cpu_set_t allowed, one;
+    ck_assert_int_eq(sched_getaffinity(0, sizeof allowed, &allowed), 0);
+    int cpu = 0;
+    while (!CPU_ISSET(cpu, &allowed))
+        cpu++;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    pthread_mutex_lock(&h->mutex);
+    pid_t hog = fork();
+    if (hog == 0) {
+        sched_setaffinity(0, sizeof one, &one);
+        for (;;)
+            __asm__ __volatile__("");
+    }
+    pid_t b = fork();
+    if (b == 0) {
+        struct sched_param sp = {0};
+        if (sched_setaffinity(0, sizeof one, &one) != 0 || sched_setscheduler(0, SCHED_IDLE, &sp) != 0)
+            _exit(3);
+        _exit(malloc_and_free(0));
+    }
+    wait_until_in_futex(b);
+    pid_t c = spawn(malloc_and_free, 0);
+    wait_until_in_futex(c);
+    pthread_mutex_unlock(&h->mutex); /* wakes b, which the hog keeps from running */
+    pthread_mutex_lock(&h->mutex);
+    ck_assert_int_eq(kill(b, SIGKILL), 0);
+    int status;
+    ck_assert_int_eq(waitpid(b, &status, 0), b);
+    pthread_mutex_unlock(&h->mutex); /* uncontended, as far as the lock word says */
+    pid_t done = 0;
+    for (int ms = 0; ms < 5000 && done == 0; ms++) {
+        done = waitpid(c, &status, WNOHANG);
+        if (done == 0)
+            usleep(1000);
+    }
+    kill(hog, SIGKILL);
+    waitpid(hog, NULL, 0);
+    ck_assert_msg(done == c, "the waiter was left asleep on a free lock (lock word 0x%x)",
+                  (unsigned)h->mutex.__data.__lock);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ck_assert_int_eq(shm_check(), 0);
+}
+END_TEST
+
 /* A process that dies holding the lock after scribbling over a block header: the
  * next caller finds the heap damaged, says so, and it is never used again. */
 static int die_damaging(int unused)
@@ -745,6 +831,7 @@ static Suite *shm_suite(void)
     tcase_add_loop_test(tc, children_churn_concurrently, 0, n);
     tcase_add_loop_test(tc, sigkill_at_random_moments, 0, n);
     tcase_add_loop_test(tc, damage_found_after_death_is_reported, 0, n);
+    tcase_add_test(tc, a_waiter_whose_wake_was_lost_gets_the_lock);
     tcase_add_loop_test(tc, fill_to_cap_and_refill, 0, n);
     tcase_add_loop_test(tc, calloc_and_realloc_semantics, 0, n);
     suite_add_tcase(s, tc);
