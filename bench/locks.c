@@ -8,7 +8,9 @@
  *
  *   futex    fm_lock_t, process-shared
  *   pshared  a pthread mutex, PTHREAD_PROCESS_SHARED
- *   robust   a pthread mutex, PTHREAD_PROCESS_SHARED and PTHREAD_MUTEX_ROBUST (used)
+ *   robust   a pthread mutex, PTHREAD_PROCESS_SHARED and PTHREAD_MUTEX_ROBUST
+ *   bounded  the same mutex taken as the shared heap takes it (fm_robust_lock: a
+ *            trylock, then waits of at most 10 ms at a time; used)
  *
  * in two situations: one process taking and releasing it (uncontended), and two
  * processes each taking it 2,000,000 times around a tiny critical section.  Then the
@@ -28,8 +30,8 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { FUTEX, PSHARED, ROBUST, KINDS };
-static const char *const names[KINDS] = {"futex", "pshared", "robust"};
+enum { FUTEX, PSHARED, ROBUST, BOUNDED, KINDS };
+static const char *const names[KINDS] = {"futex", "pshared", "robust", "bounded"};
 
 struct shared {
     fm_lock_t futex;
@@ -48,6 +50,8 @@ static void take(struct shared *s, int kind)
 {
     if (kind == FUTEX)
         fm_lock_acquire(&s->futex, true);
+    else if (kind == BOUNDED)
+        fm_robust_lock(&s->robust);
     else
         pthread_mutex_lock(kind == PSHARED ? &s->pshared : &s->robust);
 }

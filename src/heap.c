@@ -7,7 +7,6 @@
 
 #include <errno.h>
 #include <string.h>
-#include <time.h>
 
 __thread const void *fm_call_site __attribute__((tls_model("initial-exec")));
 
@@ -58,40 +57,10 @@ FM_COLD static void recover(struct fm_heap *h)
     h->c.in_use = in_use;
 }
 
-/* How long a process waits for a shared heap's lock before it looks again.  The
- * kernel wakes one waiter when the lock is freed; if that process is killed before it
- * takes the lock, and meanwhile another took it and let it go uncontended (which
- * wakes nobody: the waiters' flag went with the first wake), the other waiters sleep
- * on a free lock until someone contends again, and forever if nobody does.  (The
- * kernel's own repair, a wake when a waiter dies, fires only if the lock is free at
- * that moment.)  A bounded wait turns that into a pause of at most this long; it
- * costs nothing uncontended, and one wake-up per period in a long wait. */
-#define SHARED_WAIT_NS 10000000L
-
-static int wait_shared(struct fm_heap *h)
-{
-    int rc;
-    do {
-        struct timespec t;
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        t.tv_nsec += SHARED_WAIT_NS;
-        if (t.tv_nsec >= 1000000000L) {
-            t.tv_sec++;
-            t.tv_nsec -= 1000000000L;
-        }
-        rc = pthread_mutex_clocklock(&h->mutex, CLOCK_MONOTONIC, &t);
-    } while (rc == ETIMEDOUT);
-    return rc;
-}
-
 FM_NOINLINE static void lock_shared(struct fm_heap *h)
 {
-    int rc = pthread_mutex_trylock(&h->mutex);
+    int rc = fm_robust_lock(&h->mutex);
     if (fm_likely(rc == 0))
-        return;
-    if (rc == EBUSY)
-        rc = wait_shared(h);
-    if (rc == 0)
         return;
     if (rc == EOWNERDEAD) {
         recover(h);

@@ -18,7 +18,7 @@
  * store that matters, see block.h), checks every invariant, and goes on; a heap that
  * fails the check is reported and marked damaged, and from then on every call on it
  * fails with EIO instead of spreading the damage.  A waiter never sleeps on the lock
- * for longer than a short period at a time (heap.c, SHARED_WAIT_NS): the kernel's one
+ * for longer than a short period at a time (lock.c, fm_robust_lock): the kernel's one
  * wake-up can go to a process killed before it takes the lock.
  */
 #ifndef FM_HEAP_H

@@ -1,7 +1,10 @@
-/* lock.c: the contended path of fm_lock_acquire, and the seizing side of owned
- * locks. */
+/* lock.c: the contended path of fm_lock_acquire, the seizing side of owned locks,
+ * and the shared heap's robust lock. */
 #include "lock.h"
 #include "diag.h"
+
+#include <errno.h>
+#include <time.h>
 
 #define SPINS 100
 
@@ -25,6 +28,31 @@ void fm_lock_wait(fm_lock_t *l, bool shared)
      * exchange finds it free we now hold it (marked 2, which costs one spare wake). */
     while (atomic_exchange_explicit(&l->word, 2, memory_order_acquire) != 0)
         fm_os_futex_wait(&l->word, 2, shared);
+}
+
+/* The kernel wakes one waiter when a robust mutex is freed (and glibc clears the
+ * word's waiters flag then).  If that process is killed before it takes the lock,
+ * and meanwhile another one takes and frees it uncontended, which wakes nobody, the
+ * other waiters sleep on a free lock until someone contends again, and forever if
+ * nobody does.  The kernel's own repair, a wake when a waiter dies in the middle of
+ * its robust-list operation, fires only if the lock is free at that moment.  So a
+ * wait is bounded and looked at again: a lost wake-up costs a pause of at most
+ * FM_ROBUST_WAIT_NS.  Uncontended this is a trylock, a little cheaper than
+ * pthread_mutex_lock (bench/locks.c). */
+int fm_robust_lock(pthread_mutex_t *m)
+{
+    int rc = pthread_mutex_trylock(m);
+    while (rc == EBUSY || rc == ETIMEDOUT) {
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        t.tv_nsec += FM_ROBUST_WAIT_NS;
+        if (t.tv_nsec >= 1000000000L) {
+            t.tv_sec++;
+            t.tv_nsec -= 1000000000L;
+        }
+        rc = pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &t);
+    }
+    return rc;
 }
 
 bool fm_owned_fast;

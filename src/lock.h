@@ -12,6 +12,7 @@
 
 #include "os.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #if HAVE_SYS_SINGLE_THREADED_H
 #include <sys/single_threaded.h>
@@ -24,6 +25,12 @@ typedef struct {
 #define FM_LOCK_INIT {0}
 
 void fm_lock_wait(fm_lock_t *l, bool shared) FM_HIDDEN;
+
+/* Take robust mutex m (a shared heap's lock): pthread_mutex_lock's results (0,
+ * EOWNERDEAD, ENOTRECOVERABLE...), but a wait never sleeps longer than
+ * FM_ROBUST_WAIT_NS at a time before it looks at the lock again (lock.c says why). */
+int fm_robust_lock(pthread_mutex_t *m) FM_HIDDEN;
+#define FM_ROBUST_WAIT_NS 10000000L
 
 static inline void fm_lock_init(fm_lock_t *l)
 {
