@@ -154,8 +154,9 @@ static int churn_sized(uint64_t seed, long ops, _Atomic int *stop, size_t slots,
         if (stop && (k & 63) == 0 && atomic_load(stop))
             break;
         size_t i = tu_rand(&rng) % slots;
-        if (p[i] && tu_verify(p[i], n[i], tag[i]) != n[i])
-            return churn_damage(seed, k, p[i], n[i], tu_verify(p[i], n[i], tag[i]), 1);
+        size_t good = p[i] ? tu_verify(p[i], n[i], tag[i]) : 0;
+        if (good != n[i])
+            return churn_damage(seed, k, p[i], n[i], good, 1);
         uint64_t r = tu_rand(&rng);
         size_t len = (r & 3) == 0 ? 1 + (r >> 8) % big : 1 + (r >> 8) % 256;
         if (p[i] && (r & 16)) {
@@ -163,8 +164,9 @@ static int churn_sized(uint64_t seed, long ops, _Atomic int *stop, size_t slots,
             if (q == NULL)
                 continue; /* full: p[i] is untouched */
             size_t kept = n[i] < len ? n[i] : len;
-            if (tu_verify(q, kept, tag[i]) != kept)
-                return churn_damage(seed, k, q, kept, tu_verify(q, kept, tag[i]), 2);
+            size_t same = tu_verify(q, kept, tag[i]);
+            if (same != kept)
+                return churn_damage(seed, k, q, kept, same, 2);
             p[i] = q;
         } else {
             shm_free(p[i]);
@@ -179,8 +181,9 @@ static int churn_sized(uint64_t seed, long ops, _Atomic int *stop, size_t slots,
         tu_fill(p[i], len, tag[i]);
     }
     for (size_t i = 0; i < SLOTS; i++) {
-        if (p[i] && tu_verify(p[i], n[i], tag[i]) != n[i])
-            return churn_damage(seed, -1, p[i], n[i], tu_verify(p[i], n[i], tag[i]), 3);
+        size_t good = p[i] ? tu_verify(p[i], n[i], tag[i]) : 0;
+        if (good != n[i])
+            return churn_damage(seed, -1, p[i], n[i], good, 3);
         shm_free(p[i]);
     }
     return 0;
@@ -245,25 +248,33 @@ static void say(const char *s)
     (void)n;
 }
 
-/* The text of a small /proc file, on one line after a label. */
-static void say_proc(pid_t pid, const char *what)
+/* /proc/pid/what into buf (size bytes, NUL-terminated): the bytes read, or -1 if it
+ * cannot be read.  Async-signal-safe (the watchdog calls it), so fm_format. */
+static ssize_t read_proc(pid_t pid, const char *what, char *buf, size_t size)
 {
-    char path[64], buf[512];
+    char path[64];
     fm_format(path, sizeof path, "/proc/%d/%s", (int)pid, what);
-    say("  ");
-    say(path);
-    say(": ");
     int fd = open(path, O_RDONLY);
-    ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+    ssize_t n = fd >= 0 ? read(fd, buf, size - 1) : -1;
     if (fd >= 0)
         close(fd);
     buf[n > 0 ? n : 0] = '\0';
-    int fields = 0;
+    return n;
+}
+
+/* The text of a small /proc file, on one line after a label. */
+static void say_proc(pid_t pid, const char *what)
+{
+    char label[64], buf[512];
+    fm_format(label, sizeof label, "  /proc/%d/%s: ", (int)pid, what);
+    say(label);
+    ssize_t n = read_proc(pid, what, buf, sizeof buf);
+    int fields = strcmp(what, "stat") == 0 ? 0 : -1; /* stat: pid, name, state */
     for (ssize_t i = 0; i < n; i++) {
         if (buf[i] == '\n')
             buf[i] = ' ';
-        if (buf[i] == ' ' && ++fields == 3 && strcmp(what, "stat") == 0)
-            buf[i] = '\0'; /* pid, name, state */
+        if (buf[i] == ' ' && fields >= 0 && ++fields == 3)
+            buf[i] = '\0';
     }
     say(n > 0 ? buf : "(gone)");
     say("\n");
@@ -351,20 +362,21 @@ END_TEST
 /* Whether process pid is waiting in the futex call (its lock wait). */
 static bool in_futex_wait(pid_t pid)
 {
-    char path[64], buf[64], want[16];
-    snprintf(path, sizeof path, "/proc/%d/syscall", (int)pid);
+    char buf[64], want[16];
     snprintf(want, sizeof want, "%d ", (int)SYS_futex);
-    int fd = open(path, O_RDONLY);
-    ck_assert_msg(fd >= 0, "cannot open %s", path);
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    buf[n > 0 ? n : 0] = '\0';
+    ck_assert_msg(read_proc(pid, "syscall", buf, sizeof buf) >= 0, "cannot read /proc/%d/syscall",
+                  (int)pid);
     return strncmp(buf, want, strlen(want)) == 0;
 }
 
 static void wait_until_in_futex(pid_t pid)
 {
-    for (int i = 0; !in_futex_wait(pid); i++) {
+    for (int i = 0;; i++) {
+        int status = 0;
+        ck_assert_msg(waitpid(pid, &status, WNOHANG) == 0,
+                      "process %d ended before it waited for the lock: status %#x", (int)pid, status);
+        if (in_futex_wait(pid))
+            return;
         ck_assert_msg(i < 5000, "process %d never waited for the lock", (int)pid);
         usleep(1000);
     }
