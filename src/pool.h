@@ -101,9 +101,14 @@ static inline void clear_prev_free(block_t *n)
 
 /* The check bits a live block of stride s at b carries (Fibonacci hashing of its
  * offset in the pool and its stride: the product's top bits depend on every bit). */
+static inline size_t check_hash(size_t off, size_t s) /* the check is its top bits */
+{
+    return (off << 16 ^ s) * (size_t)0x9E3779B97F4A7C15u;
+}
+
 static inline size_t check_bits(size_t off, size_t s)
 {
-    return ((off << 16 ^ s) * (size_t)0x9E3779B97F4A7C15u) >> CHECK_SHIFT << CHECK_SHIFT;
+    return check_hash(off, s) >> CHECK_SHIFT << CHECK_SHIFT;
 }
 
 static inline size_t live_check(const struct pool *p, const block_t *b, size_t s)
@@ -193,7 +198,13 @@ static inline void pool_set_range(struct pool *p)
  * copy, which the blocks' stores cannot change (the compiler cannot know that). */
 static inline bool pool_cacheable_off(uintptr_t off, size_t word, size_t s) /* off: ptr - lo */
 {
-    return s >= BLOCK_MIN && (word & ~F_PREV_FREE) == (s | check_bits(off, s));
+    /* s is word's stride, so word is s | check_bits(off, s), give or take F_PREV_FREE,
+     * exactly when its top bits match the hash and its other flags are clear: one xor
+     * and one mask instead of rebuilding the word.  A stride below BLOCK_MIN is not
+     * refused here: the caches' lists 0 and 1 (strides 0 and 16, which no block has)
+     * never have room (tcache.c), so such a word goes to the engine, which refuses it. */
+    const size_t top = ~(size_t)0 << CHECK_SHIFT;
+    return ((word ^ check_hash(off, s)) & (top | (F_MASK & ~F_PREV_FREE))) == 0;
 }
 
 static inline bool pool_cacheable_lo(uintptr_t lo, const void *ptr, size_t word, size_t s)

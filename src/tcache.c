@@ -494,7 +494,10 @@ static struct fm_tcache *cache(struct fm_heap *h)
         return NULL;
     }
     memset(tc, 0, sizeof *tc);
-    for (size_t c = 0; c < NCLASS; c++)
+    /* Lists 0 and 1 (strides 0 and 16) stay without room: no block has those strides,
+     * so a size word that claims one goes to the engine, which refuses it (pool.h,
+     * pool_cacheable_off, relies on this). */
+    for (size_t c = 2; c < NCLASS; c++)
         tc->room[c] = fm_tcache_limit(c);
     tc->heap = h;
     tc->pool = h->eng;
@@ -642,9 +645,7 @@ bool fm_tcache_settle(struct fm_heap *h)
         return false; /* (one thread: nobody else reads or writes tc) */
     unsigned nrest = 0; /* what the caches cannot take: kept at the ring's start */
     int how = fm_owned_enter(&tc->own);
-    unsigned n = tc->nring;
-    for (unsigned i = 0; i < n; i++)
-        __builtin_prefetch((char *)tc->ring[i] - HEADER, 1);
+    unsigned n = tc->nring; /* (each header was prefetched when its free was noted) */
     /* (The key and the pool's lo in locals, and the frees counted at the end: the
      * stores into the blocks would make the compiler load them again each time.) */
     void *key = fm_tcache_key;
@@ -656,9 +657,9 @@ bool fm_tcache_settle(struct fm_heap *h)
             goto keep; /* freed twice?  no block?  Decided under the heap's lock */
         if (s <= FM_TCACHE_MAX_STRIDE) {
             c = s >> 4;
-            if (fm_unlikely(tc->room[c] == 0))
-                goto keep; /* shed: to the engine, under the heap's lock */
-            if (tc->count[c] >= LIMIT) {
+            if (fm_unlikely(tc->count[c] >= tc->room[c])) {
+                if (tc->room[c] == 0)
+                    goto keep; /* shed (or no block's stride): decided under the heap's lock */
                 /* a full list: its oldest batch to the depot, as a free's would go */
                 void **where, **q;
                 size_t nq;

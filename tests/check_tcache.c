@@ -638,6 +638,47 @@ START_TEST(forged_header_inside_a_block_aborts)
 }
 END_TEST
 
+/* A header forged inside a block with the right check bits for a stride no block has
+ * (0 or 16, below BLOCK_MIN): the caches' check leaves such strides to the lists that
+ * never have room (pool.h, pool_cacheable_off), so the free reaches the engine, which
+ * refuses it.  Computing the check bits is what a forger cannot do; the test can. */
+static void *forge_header_of_stride(size_t stride)
+{
+    char *a = fm_heap_malloc(&heap, 640);
+    memset(a, 0, 640);
+    const struct pool *pl = heap.eng;
+    char *ptr = a + 256 + 16;
+    size_t *fake = (size_t *)(a + 256);
+    fake[1] = stride | check_bits((uintptr_t)ptr - pl->lo, stride);
+    ck_assert(pool_cacheable(pl, ptr, fake[1], stride)); /* the check alone lets it by */
+    return ptr;
+}
+
+START_TEST(forged_header_of_no_blocks_stride_aborts)
+{
+    open_heap(_i, 64 * MiB);
+    fm_heap_free(&heap, forge_header_of_stride(16), "free"); /* must not return */
+}
+END_TEST
+
+START_TEST(forged_header_of_stride_zero_aborts)
+{
+    open_heap(_i, 64 * MiB);
+    fm_heap_free(&heap, forge_header_of_stride(0), "free"); /* must not return */
+}
+END_TEST
+
+/* The same through a ring: settled at the next miss, under the heap's lock. */
+START_TEST(ring_reports_a_forged_header_of_no_blocks_stride)
+{
+    open_heap(_i, 64 * MiB);
+    void *ptr = forge_header_of_stride(16);
+    companion_start();
+    fm_heap_free(&heap, ptr, "free");
+    fm_heap_malloc(&heap, 2000); /* a miss: must not return */
+}
+END_TEST
+
 /* realloc of a block freed into the cache: moving it would free it a second time. */
 START_TEST(realloc_of_cached_block_aborts)
 {
@@ -1500,6 +1541,8 @@ static Suite *tcache_suite(void)
         tcase_add_loop_test_raise_signal(tc, double_free_into_full_list_single_threaded_aborts, SIGABRT, 0, n);
         tcase_add_loop_test_raise_signal(tc, double_free_into_full_large_list_aborts, SIGABRT, 0, n);
         tcase_add_loop_test_raise_signal(tc, forged_header_inside_a_block_aborts, SIGABRT, 0, n);
+        tcase_add_loop_test_raise_signal(tc, forged_header_of_no_blocks_stride_aborts, SIGABRT, 0, n);
+        tcase_add_loop_test_raise_signal(tc, forged_header_of_stride_zero_aborts, SIGABRT, 0, n);
         tcase_add_loop_test(tc, large_blocks_bounded, 0, n);
         tcase_add_loop_test(tc, smallest_large_strides_not_cached, 0, n);
         tcase_add_loop_test_raise_signal(tc, double_free_of_cached_large_block_aborts, SIGABRT, 0, n);
@@ -1523,6 +1566,7 @@ static Suite *tcache_suite(void)
     tcase_add_loop_test(tc, ring_frees_count_at_once_and_settle_at_a_miss, 0, n);
     tcase_add_loop_test_raise_signal(tc, ring_reports_a_double_free, SIGABRT, 0, n);
     tcase_add_loop_test_raise_signal(tc, ring_reports_a_pointer_into_a_block, SIGABRT, 0, n);
+    tcase_add_loop_test_raise_signal(tc, ring_reports_a_forged_header_of_no_blocks_stride, SIGABRT, 0, n);
     tcase_add_loop_test_raise_signal(tc, realloc_of_block_waiting_in_ring_aborts, SIGABRT, 0, n);
     tcase_add_loop_test_raise_signal(tc, double_free_across_threads_aborts, SIGABRT, 0, n);
     tcase_add_loop_test_raise_signal(tc, double_free_across_threads_through_a_ring_aborts, SIGABRT, 0, n);
