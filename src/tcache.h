@@ -11,7 +11,8 @@
 struct fm_heap;
 
 /* Blocks of this stride or less are cached: usable sizes up to 1016 bytes; at most
- * FM_TCACHE_LIMIT of each stride per thread.  The heap's lock is taken once for a
+ * FM_TCACHE_LIMIT of each stride per thread (FM_TCACHE_DEEP for a list that bounces
+ * between full and empty, tcache.c "Depth").  The heap's lock is taken once for a
  * batch of FM_TCACHE_BATCH blocks: a miss takes that many from the engine, and a free
  * that finds its list full gives that many back (tcache.c). */
 #define FM_TCACHE_MAX_STRIDE ((size_t)1024)
@@ -58,6 +59,11 @@ static inline size_t fm_tcache_large_round(size_t s)
 #ifndef FM_TCACHE_BATCH
 #define FM_TCACHE_BATCH (FM_TCACHE_LIMIT / 2)
 #endif
+/* A small list that both overflows and runs dry (a free found it full, and then a
+ * malloc found it empty) holds up to this many instead (tcache.c, "Depth"). */
+#ifndef FM_TCACHE_DEEP
+#define FM_TCACHE_DEEP (2 * FM_TCACHE_LIMIT)
+#endif
 /* While the process has threads, a free is only noted in its thread's ring, and
  * this many are checked and put in their lists together (tcache.c, "The ring"). */
 #ifndef FM_TCACHE_RING
@@ -81,8 +87,9 @@ static inline size_t fm_tcache_large_round(size_t s)
 struct fm_tcache {
     void *head[FM_TCACHE_NCLASS];
     uint8_t count[FM_TCACHE_NCLASS];
-    /* What a free may bring each list to: its limit (FM_TCACHE_LIMIT, or
-     * FM_TCACHE_LARGE_LIMIT), or 0 while the list is shed (tcache.c, "Shedding"). */
+    /* What a free may bring each list to: its limit (FM_TCACHE_LIMIT, FM_TCACHE_DEEP
+     * for a small list that bounces between full and empty, or FM_TCACHE_LARGE_LIMIT),
+     * or 0 while the list is shed (tcache.c, "Shedding" and "Depth"). */
     uint8_t room[FM_TCACHE_NCLASS];
     fm_owned_t own; /* the owner thread's, seized by others (lock.h) */
     struct fm_heap *heap;
@@ -99,6 +106,7 @@ struct fm_tcache {
     uint32_t miss_frees[FM_TCACHE_NSMALL]; /* and frees (low bits) then */
     uint8_t miss_run[FM_TCACHE_NSMALL];    /* its misses in a row, up to BATCH_AFTER */
     void *ring[FM_TCACHE_RING];
+    uint8_t overflowed[FM_TCACHE_NSMALL];  /* a free found list c full since its last miss */
 };
 
 /* This thread's cache; the state says whether it may have one (0 not yet, 1 yes, 2
@@ -239,6 +247,7 @@ static inline void fm_tcache_free_in(struct fm_tcache *tc, struct fm_heap *h, vo
     }
     size_t c = s >> 4;
     if (fm_unlikely(tc->count[c] >= tc->room[c])) {
+        tc->overflowed[c] = 1; /* (a guess until the engine checks it: harmless) */
         fm_heap_free_full(h, ptr, s - OVERHEAD, caller);
         return;
     }
@@ -275,7 +284,8 @@ static inline bool fm_tcache_may_take(const struct fm_heap *h, size_t usable)
     const struct fm_tcache *tc = fm_tcache_mine;
     if (tc == NULL)
         return fm_tcache_state == 0;
-    return tc->heap == h && tc->count[(usable + 8) >> 4] < FM_TCACHE_LIMIT;
+    size_t c = (usable + 8) >> 4;
+    return tc->heap == h && tc->count[c] < tc->room[c];
 }
 
 /* The most blocks list c (small or large) holds. */
@@ -285,12 +295,22 @@ static inline uint8_t fm_tcache_limit(size_t c)
 }
 
 /* After a miss in this thread's cache for h of a block of stride class c (small or
- * large): the list takes frees up to its limit again, if it was shed. */
+ * large): the list takes frees up to its limit again, if it was shed; a small list
+ * that overflowed since its last miss takes up to FM_TCACHE_DEEP (tcache.c, "Depth"). */
 static inline void fm_tcache_unshed(const struct fm_heap *h, size_t c)
 {
     struct fm_tcache *tc = fm_tcache_mine;
-    if (tc != NULL && tc->heap == h)
-        tc->room[c] = fm_tcache_limit(c);
+    if (tc == NULL || tc->heap != h)
+        return;
+    if (c >= FM_TCACHE_NSMALL) {
+        tc->room[c] = FM_TCACHE_LARGE_LIMIT;
+        return;
+    }
+    if (tc->room[c] == 0 || !fm_lock_elided())
+        tc->room[c] = FM_TCACHE_LIMIT; /* (a shed list, or threads: see "Depth") */
+    else if (tc->overflowed[c])
+        tc->room[c] = FM_TCACHE_DEEP;
+    tc->overflowed[c] = 0;
 }
 
 /* With the heap's lock held, while the process has one thread, after the engine gave
@@ -322,7 +342,10 @@ bool fm_tcache_make(struct fm_heap *h) FM_HIDDEN;
 static inline bool fm_tcache_may_be_full(const struct fm_heap *h, size_t usable)
 {
     const struct fm_tcache *tc = fm_tcache_mine;
-    return tc != NULL && tc->heap == h && tc->count[(usable + 8) >> 4] >= FM_TCACHE_LIMIT;
+    if (tc == NULL || tc->heap != h)
+        return false;
+    size_t c = (usable + 8) >> 4;
+    return tc->room[c] != 0 && tc->count[c] >= tc->room[c];
 }
 
 struct fm_tcache_totals {

@@ -278,6 +278,82 @@ START_TEST(single_threaded_miss_takes_a_batch)
 }
 END_TEST
 
+/* Depth (tcache.c): with one thread, a list that a free found full and a malloc then
+ * found empty holds up to FM_TCACHE_DEEP; one that only overflows keeps its limit.
+ * Freeing more blocks of a size than a list holds leaves exactly that many cached. */
+static uint64_t cached_after_freeing(char **p, int n)
+{
+    for (int k = 0; k < n; k++)
+        fm_heap_free(&heap, p[k], "test");
+    return stats().cached;
+}
+
+START_TEST(bouncing_list_holds_more)
+{
+    open_heap(_i, 64 * MiB);
+    enum { N = FM_TCACHE_DEEP + 8, USABLE = 200 };
+    char *p[N];
+    for (int k = 0; k <= FM_TCACHE_LIMIT; k++)
+        p[k] = fm_heap_malloc(&heap, USABLE);
+    /* the last free finds the list full */
+    ck_assert_uint_eq(cached_after_freeing(p, FM_TCACHE_LIMIT + 1), FM_TCACHE_LIMIT * USABLE);
+    for (int k = 0; k < FM_TCACHE_LIMIT; k++) /* the list, emptied */
+        p[k] = fm_heap_malloc(&heap, USABLE);
+    ck_assert_uint_eq(stats().cached, 0);
+    for (int k = FM_TCACHE_LIMIT; k < N; k++) /* the first is a miss: the list deepens */
+        p[k] = fm_heap_malloc(&heap, USABLE);
+    for (int k = 0; k < N; k++) {
+        ck_assert_ptr_nonnull(p[k]);
+        memset(p[k], k, USABLE);
+    }
+    for (int k = 0; k < N; k++)
+        for (int i = 0; i < USABLE; i++)
+            TU_REQUIRE((unsigned char)p[k][i] == (unsigned char)k, "block %d byte %d", k, i);
+    ck_assert_uint_eq(cached_after_freeing(p, N), FM_TCACHE_DEEP * USABLE);
+    ck_assert_uint_eq(stats().live_blocks, 0);
+    assert_sound();
+    /* A list that only overflowed since its last miss keeps the depth it has; a size
+     * that never ran dry after overflowing keeps its limit. */
+    for (int k = 0; k < N; k++)
+        p[k] = fm_heap_malloc(&heap, 600);
+    ck_assert_uint_eq(cached_after_freeing(p, N) - FM_TCACHE_DEEP * USABLE, FM_TCACHE_LIMIT * 600);
+    fm_heap_trim(&heap);
+    ck_assert_uint_eq(stats().cached, 0);
+    assert_sound();
+}
+END_TEST
+
+/* With threads, a list that overflowed and then ran dry, as above, keeps its limit
+ * at the miss (a full list's oldest batch goes to the depot there, tcache.c). */
+START_TEST(lists_keep_their_limit_with_threads)
+{
+    open_heap(_i, 64 * MiB);
+    enum { N = FM_TCACHE_DEEP + 8, USABLE = 200 };
+    char *p[N];
+    for (int k = 0; k <= FM_TCACHE_LIMIT; k++)
+        p[k] = fm_heap_malloc(&heap, USABLE);
+    ck_assert_uint_eq(cached_after_freeing(p, FM_TCACHE_LIMIT + 1), FM_TCACHE_LIMIT * USABLE);
+    for (int k = 0; k < FM_TCACHE_LIMIT; k++)
+        p[k] = fm_heap_malloc(&heap, USABLE);
+    companion_start();
+    for (int k = FM_TCACHE_LIMIT; k < N; k++) /* a miss, with threads */
+        p[k] = fm_heap_malloc(&heap, USABLE);
+    size_t c = fm_block_stride(USABLE) >> 4;
+    ck_assert_uint_eq(fm_tcache_mine->room[c], FM_TCACHE_LIMIT);
+    /* the frees wait in the ring; settled, the list holds no more than its limit, and
+     * the rest went on to the depot or the engine */
+    for (int k = 0; k < N; k++)
+        fm_heap_free(&heap, p[k], "test");
+    fm_tcache_settle(&heap);
+    ck_assert_uint_le(fm_tcache_mine->count[c], FM_TCACHE_LIMIT);
+    ck_assert_uint_eq(stats().live_blocks, 0);
+    companion_stop();
+    fm_heap_trim(&heap);
+    ck_assert_uint_eq(stats().cached, 0);
+    assert_sound();
+}
+END_TEST
+
 /* A thread that only allocates, going round several sizes, takes one block at each
  * miss: a batch of a size would be handed out over many rounds, its blocks mixed
  * with every round's others, so that a round freed later (a session, a request)
@@ -1533,6 +1609,8 @@ static Suite *tcache_suite(void)
     if (one_thread_process) {
         tcase_add_loop_test(tc, reuse_without_the_engine, 0, n);
         tcase_add_loop_test(tc, single_threaded_miss_takes_a_batch, 0, n);
+        tcase_add_loop_test(tc, bouncing_list_holds_more, 0, n);
+        tcase_add_loop_test(tc, lists_keep_their_limit_with_threads, 0, n);
         tcase_add_loop_test(tc, growing_heap_keeps_sizes_together, 0, n);
         tcase_add_loop_test(tc, full_lists_shed_when_pages_go_back, 0, n);
         tcase_add_loop_test(tc, single_threaded_refill_keeps_cap_exact, 0, n);
