@@ -126,9 +126,12 @@
  * The rounding costs at most 1/16 of a block (the engine's own split rule already
  * leaves up to 1/8).  So the first list a large malloc looks in starts at 1088, and
  * a block of a stride between 1 KiB and that (from calloc, realloc or memalign, which
- * take strides as they come) is not cached: no malloc would take it from its list.  A thread holds at most FM_TCACHE_LARGE_LIMIT blocks of a range
- * and FM_TCACHE_LARGE_BYTES of large blocks in all; they count against the cap and
- * are flushed like the rest.  Their bytes are counted as they come and go, the one
+ * take strides as they come) is not cached: no malloc would take it from its list.
+ * A thread holds at most FM_TCACHE_LARGE_LIMIT (16) blocks of a range and
+ * FM_TCACHE_LARGE_BYTES of large blocks in all; they count against the cap and are
+ * flushed like the rest.  The byte bound is what limits the memory: 16 a range
+ * instead of 8 only lets more of the smaller ranges' blocks stay (churn 45.3 -> 44.5
+ * instructions a call, the release workload's RSS unchanged; 32 gave 44.4).  Their bytes are counted as they come and go, the one
  * counter a hit updates beside the list.
  *
  * The ring.  While the process has threads, free does not read the block at all: it

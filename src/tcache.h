@@ -25,7 +25,7 @@ struct fm_heap;
 #define FM_TCACHE_LARGE_MAX ((size_t)64 * 1024)
 #define FM_TCACHE_LARGE_MAX_USABLE (FM_TCACHE_LARGE_MAX - 8)
 #ifndef FM_TCACHE_LARGE_LIMIT
-#define FM_TCACHE_LARGE_LIMIT 8
+#define FM_TCACHE_LARGE_LIMIT 16
 #endif
 #ifndef FM_TCACHE_LARGE_BYTES
 #define FM_TCACHE_LARGE_BYTES ((size_t)4 * 1024 * 1024)
