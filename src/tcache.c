@@ -59,7 +59,10 @@
  * than taken from, up to SHED_BUDGET blocks each time, go to the engine in address
  * order, and each is closed (room 0) until its size misses again, so frees of that
  * size go to the engine meanwhile, as they did while the list was full.  Large lists
- * are shed when full or when the thread holds its bound of large bytes.  With
+ * are shed whenever they hold a block: one large block keeps up to 64 KiB of a run,
+ * and a list need not be full to hold many (shedding only full ones, or all when the
+ * thread held its bound of large bytes, kept 78 MiB of the release workload
+ * resident; shedding every one keeps 67, at the same latency and churn).  With
  * threads, the free that gave pages back sheds the depot's batches (the oldest
  * frees of full lists, spread like them), SHED_BUDGET blocks at a time, a stride
  * after another, and bumps the heap's shed_epoch;
@@ -886,14 +889,13 @@ static void release_sorted(struct fm_heap *h, void **q, size_t n)
         fm_heap_release_cached(h, out[i]);
 }
 
-/* Whether list c of tc has had more freed into it than it hands out: a small list
- * that is full, a large one that is full or meets the thread's bound on large bytes. */
+/* Whether shedding takes list c of tc: a small list that is full (more was freed
+ * into it than taken from it), a large one that holds any block ("Shedding"). */
 static inline bool overfull(const struct fm_tcache *tc, size_t c)
 {
     if (c < NSMALL)
         return tc->count[c] >= LIMIT;
-    return tc->count[c] > 0 && (tc->count[c] >= FM_TCACHE_LARGE_LIMIT ||
-                                tc->large_bytes + FM_TCACHE_LARGE_MAX > FM_TCACHE_LARGE_BYTES);
+    return tc->count[c] > 0;
 }
 
 /* Heap lock held, tc not seized: tc's overfull lists, up to SHED_BUDGET blocks from

@@ -446,6 +446,66 @@ static void lists_shed_when_pages_go_back(bool threaded)
         companion_stop();
 }
 
+/* Large lists are shed whenever they hold a block, full or not: one large block
+ * keeps a good part of a run resident (tcache.c, "Shedding").  Here a few 3000-byte
+ * blocks, spread between blocks too large to be cached, are cached (their list far
+ * from full), and then the large blocks around them are freed: their pages go back,
+ * and the list with them. */
+static void large_lists_shed(bool threaded)
+{
+    fm_heap_set_release(&heap, 256 * 1024, 0);
+    enum { N = 256, STEP = 64, KEPT = N / STEP, SIZE = 3000 };
+    _Static_assert(KEPT < FM_TCACHE_LARGE_LIMIT, "the list must not be full");
+    const size_t uncached = FM_TCACHE_LARGE_MAX + 36 * 1024;
+    static void *big[N], *kept[KEPT];
+    ck_assert(fm_tcache_make(&heap)); /* (a thread gets one at its first small miss) */
+    for (int k = 0; k < N; k++) {
+        if (k % STEP == 0)
+            kept[k / STEP] = fm_heap_malloc(&heap, SIZE);
+        big[k] = fm_heap_malloc(&heap, uncached);
+        ck_assert_ptr_nonnull(big[k]);
+    }
+    fm_heap_trim(&heap);
+    if (threaded) {
+        companion_start();
+        fm_tcache_settle(&heap); /* the shedding due after the trim's pages: nothing */
+    }
+    for (int k = 0; k < KEPT; k++) {
+        fm_heap_free(&heap, kept[k], "test");
+        fm_tcache_settle(&heap);
+    }
+    struct fastmem_stats st = stats();
+    ck_assert_uint_ge(st.cached, (uint64_t)KEPT * SIZE); /* cached, the list not full */
+    uint64_t trimmed = st.trimmed;
+    for (int k = 0; k < N - 1; k++)
+        fm_heap_free(&heap, big[k], "test");
+    fm_tcache_settle(&heap);
+    st = stats();
+    ck_assert_uint_gt(st.trimmed, trimmed); /* pages went back */
+    ck_assert_uint_eq(st.cached, 0);        /* and the list with them */
+    ck_assert_uint_eq(st.live_blocks, 1);
+    fm_heap_free(&heap, big[N - 1], "test");
+    fm_tcache_settle(&heap);
+    ck_assert_uint_eq(stats().live_blocks, 0);
+    assert_sound();
+    if (threaded)
+        companion_stop();
+}
+
+START_TEST(large_lists_shed_when_pages_go_back)
+{
+    open_heap(_i, 64 * MiB);
+    large_lists_shed(false);
+}
+END_TEST
+
+START_TEST(large_lists_shed_when_pages_go_back_threaded)
+{
+    open_heap(_i, 64 * MiB);
+    large_lists_shed(true);
+}
+END_TEST
+
 START_TEST(full_lists_shed_when_pages_go_back)
 {
     open_heap(_i, 64 * MiB);
@@ -1613,6 +1673,7 @@ static Suite *tcache_suite(void)
         tcase_add_loop_test(tc, lists_keep_their_limit_with_threads, 0, n);
         tcase_add_loop_test(tc, growing_heap_keeps_sizes_together, 0, n);
         tcase_add_loop_test(tc, full_lists_shed_when_pages_go_back, 0, n);
+        tcase_add_loop_test(tc, large_lists_shed_when_pages_go_back, 0, n);
         tcase_add_loop_test(tc, single_threaded_refill_keeps_cap_exact, 0, n);
         tcase_add_loop_test(tc, cached_blocks_count_as_free_pool, 0, n);
         tcase_add_loop_test_raise_signal(tc, double_free_of_cached_block_aborts, SIGABRT, 0, n);
@@ -1631,6 +1692,7 @@ static Suite *tcache_suite(void)
     tcase_add_loop_test(tc, miss_takes_a_batch, 0, n);
     tcase_add_loop_test(tc, full_list_gives_back_a_batch, 0, n);
     tcase_add_loop_test(tc, full_lists_shed_when_pages_go_back_threaded, 0, n);
+    tcase_add_loop_test(tc, large_lists_shed_when_pages_go_back_threaded, 0, n);
     tcase_add_loop_test_raise_signal(tc, double_free_into_full_list_aborts, SIGABRT, 0, n);
     tcase_add_loop_test_raise_signal(tc, realloc_of_cached_block_aborts, SIGABRT, 0, n);
     tcase_add_loop_test(tc, depot_passes_batches_between_threads, 0, n);
