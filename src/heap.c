@@ -378,7 +378,7 @@ void *fm_heap_malloc_large_miss(struct fm_heap *h, size_t size)
 void *fm_heap_malloc_miss(struct fm_heap *h, size_t size)
 {
     /* the frees waiting in this thread's ring may hold the size (tcache.c) */
-    if (h->caches && fm_tcache_settle(h))
+    if (h->caches && fm_tcache_settle_due(h) && fm_tcache_settle(h))
         return fm_tcache_malloc(h, size);
     if (fm_unlikely(size > FM_TCACHE_MAX_USABLE) && size <= FM_TCACHE_LARGE_MAX_USABLE && h->caches)
         return malloc_large(h, size);
@@ -396,7 +396,7 @@ void *fm_heap_calloc(struct fm_heap *h, size_t size)
         return fm_sys_alloc(h, FM_ALIGN, size, true, &h->c.calls_calloc);
     if (h->caches && size <= FM_TCACHE_MAX_USABLE) {
         void *p = fm_tcache_calloc(h, size);
-        if (p == NULL && fm_tcache_settle(h))
+        if (p == NULL && fm_tcache_settle_due(h) && fm_tcache_settle(h))
             p = fm_tcache_calloc(h, size);
         if (p)
             return p;

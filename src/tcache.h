@@ -131,6 +131,15 @@ void fm_tcache_free_threaded(struct fm_tcache *tc, void *p) FM_HIDDEN;
 /* The frees waiting in this thread's ring for h, checked and put in their lists (or
  * sent on); false if there were none. */
 bool fm_tcache_settle(struct fm_heap *h) FM_HIDDEN;
+
+/* Whether fm_tcache_settle(h) has anything to look at: inline, for the misses of a
+ * one-thread process, which have no ring to settle (the call's prologue alone cost
+ * more than this test). */
+static inline bool fm_tcache_settle_due(const struct fm_heap *h)
+{
+    const struct fm_tcache *tc = fm_tcache_mine;
+    return tc != NULL && tc->heap == h && (tc->nring != 0 || !fm_lock_elided());
+}
 void fm_tcache_free_marked(struct fm_tcache *tc, void *p, const char *caller) FM_HIDDEN;
 /* Whether p, a pointer in the pool, is held by this thread's cache (its lists or its
  * ring) or by the depot: freed already.  Called before a block that free or realloc
