@@ -134,8 +134,9 @@
  * FM_TCACHE_LARGE_BYTES of large blocks in all; they count against the cap and are
  * flushed like the rest.  The byte bound is what limits the memory: 16 a range
  * instead of 8 only lets more of the smaller ranges' blocks stay (churn 45.3 -> 44.5
- * instructions a call, the release workload's RSS unchanged; 32 gave 44.4).  Their bytes are counted as they come and go, the one
- * counter a hit updates beside the list.
+ * instructions a call, the release workload's RSS unchanged; 32 gave 44.4).  Their
+ * bytes are counted as they come and go, the one counter a hit updates beside the
+ * list.
  *
  * The ring.  While the process has threads, free does not read the block at all: it
  * notes the pointer (checked to lie in the pool, aligned) in its thread's ring, and
@@ -277,16 +278,19 @@ static bool depot_put(struct fm_heap *h, size_t c, void **q, size_t n)
     return room;
 }
 
-/* A batch of stride class c (a list, linked by p[0]), or NULL. */
-static void **depot_take(struct fm_heap *h, size_t c)
+/* A batch of stride class c (a list, linked by p[0], its blocks still marked cached),
+ * or NULL; *n is how many blocks it has. */
+static void **depot_take(struct fm_heap *h, size_t c, size_t *n)
 {
     struct fm_depot *d = h->depot;
+    *n = 0;
     if (d == NULL)
         return NULL;
     void **q = NULL;
     bool held = fm_lock_acquire_if_threaded(&d->lock);
     if (d->n[c] > 0) {
         size_t i = --d->n[c];
+        *n = d->len[c][i];
         d->blocks -= d->len[c][i];
         d->bytes -= (uint64_t)d->len[c][i] * ((c << 4) - OVERHEAD);
         q = d->batch[c][i];
@@ -846,12 +850,15 @@ void *fm_tcache_restock(struct fm_heap *h, size_t size, bool zero)
     void **p = NULL;
     int how = fm_owned_enter(&tc->own);
     /* Taken inside the cache, so that no flush or statistics can miss the batch. */
-    void **q = tc->head[c] == NULL ? depot_take(h, c) : NULL;
-    while (q) {
-        void **next = *q;
-        link_in(tc, c, q); /* the list was empty: a batch fits */
-        tc->stocked++;
-        q = next;
+    size_t n;
+    void **q = tc->head[c] == NULL ? depot_take(h, c, &n) : NULL;
+    if (q) {
+        /* The list was empty: the batch becomes the list as it is, without a look at
+         * its blocks, whose lines another thread wrote last (each still carries its
+         * link and the cached mark).  Only the block handed out is touched. */
+        tc->head[c] = q;
+        tc->count[c] = (uint8_t)n;
+        tc->stocked += n;
     }
     p = pop(tc, c);
     if (p && zero)
@@ -942,12 +949,10 @@ void fm_tcache_shed_depot(struct fm_heap *h)
     for (size_t k = 0; d != NULL && k < NSMALL && budget > 0; k++) {
         size_t c = d->shed_next; /* (only ever read and written under the heap's lock) */
         d->shed_next = (uint8_t)((c + 1) % NSMALL);
-        void **q = depot_take(h, c);
+        size_t n;
+        void **q = depot_take(h, c, &n);
         if (q == NULL)
             continue;
-        size_t n = 0;
-        for (void **b = q; b; b = *b)
-            n++;
         release_sorted(h, q, n);
         budget = budget > n ? budget - n : 0;
     }

@@ -731,6 +731,27 @@ START_TEST(double_free_of_depot_block_aborts)
 }
 END_TEST
 
+/* A batch taken from the depot becomes this thread's list as it is, its blocks not
+ * touched: those not handed out still carry the cached mark, so freeing one of them
+ * again aborts too. */
+START_TEST(double_free_of_restocked_block_aborts)
+{
+    open_heap(_i, 64 * MiB);
+    fm_heap_free(&heap, fm_heap_malloc(&heap, 16), "test"); /* this thread's cache */
+    fm_heap_trim(&heap);
+    companion_start();
+    leave_a_batch_in_the_depot();
+    void *p = fm_heap_malloc(&heap, 200); /* a miss: the batch, one block handed out */
+    ck_assert_uint_eq(stats().cached, (FM_TCACHE_BATCH - 1) * 200);
+    void *listed = NULL;
+    for (int i = 0; i < FM_TCACHE_BATCH && listed == NULL; i++)
+        if (given[i] != p)
+            listed = given[i];
+    fm_heap_free(&heap, listed, "free");
+    fm_tcache_settle(&heap); /* must not return */
+}
+END_TEST
+
 /* A double free caught on the batched path: the list is full when it comes. */
 START_TEST(double_free_into_full_list_aborts)
 {
@@ -1699,6 +1720,7 @@ static Suite *tcache_suite(void)
     tcase_add_loop_test(tc, allocating_thread_gets_a_cache, 0, n);
     tcase_add_loop_test(tc, thread_at_the_cap_gets_a_cache_later, 0, n);
     tcase_add_loop_test_raise_signal(tc, double_free_of_depot_block_aborts, SIGABRT, 0, n);
+    tcase_add_loop_test_raise_signal(tc, double_free_of_restocked_block_aborts, SIGABRT, 0, n);
     tcase_add_loop_test(tc, large_blocks_reused_without_the_engine, 0, n);
     tcase_add_loop_test(tc, smallest_large_strides_not_cached_threaded, 0, n);
     tcase_add_loop_test(tc, cap_exact_with_threads_holding_caches, 0, n);
