@@ -138,7 +138,9 @@ bool fm_tcache_settle(struct fm_heap *h) FM_HIDDEN;
 static inline bool fm_tcache_settle_due(const struct fm_heap *h)
 {
     const struct fm_tcache *tc = fm_tcache_mine;
-    return tc != NULL && tc->heap == h && (tc->nring != 0 || !fm_lock_elided());
+    /* (nring only read with one thread: with threads, one that seizes the cache may
+     * be settling the ring meanwhile) */
+    return tc != NULL && tc->heap == h && (!fm_lock_elided() || tc->nring != 0);
 }
 void fm_tcache_free_marked(struct fm_tcache *tc, void *p, const char *caller) FM_HIDDEN;
 /* Whether p, a pointer in the pool, is held by this thread's cache (its lists or its
