@@ -45,6 +45,13 @@ static struct fastmem_stats stats(void)
     return st;
 }
 
+/* This thread's cache, made (a thread gets one at its first small miss) and empty. */
+static void make_my_cache(void)
+{
+    fm_heap_free(&heap, fm_heap_malloc(&heap, 16), "test");
+    fm_heap_trim(&heap);
+}
+
 #define assert_sound()                                                        \
     do {                                                                      \
         const char *why_ = fm_heap_check(&heap);                              \
@@ -458,7 +465,7 @@ static void large_lists_shed(bool threaded)
     _Static_assert(KEPT < FM_TCACHE_LARGE_LIMIT, "the list must not be full");
     const size_t uncached = FM_TCACHE_LARGE_MAX + 36 * 1024;
     static void *big[N], *kept[KEPT];
-    ck_assert(fm_tcache_make(&heap)); /* (a thread gets one at its first small miss) */
+    make_my_cache();
     for (int k = 0; k < N; k++) {
         if (k % STEP == 0)
             kept[k / STEP] = fm_heap_malloc(&heap, SIZE);
@@ -684,8 +691,7 @@ END_TEST
 START_TEST(depot_passes_batches_between_threads)
 {
     open_heap(_i, 64 * MiB);
-    fm_heap_free(&heap, fm_heap_malloc(&heap, 16), "test"); /* this thread's cache */
-    fm_heap_trim(&heap);                                     /* empty */
+    make_my_cache();
     companion_start();
     leave_a_batch_in_the_depot();
     struct fastmem_stats st = stats();
@@ -737,8 +743,7 @@ END_TEST
 START_TEST(double_free_of_restocked_block_aborts)
 {
     open_heap(_i, 64 * MiB);
-    fm_heap_free(&heap, fm_heap_malloc(&heap, 16), "test"); /* this thread's cache */
-    fm_heap_trim(&heap);
+    make_my_cache();
     companion_start();
     leave_a_batch_in_the_depot();
     void *p = fm_heap_malloc(&heap, 200); /* a miss: the batch, one block handed out */
@@ -1152,12 +1157,6 @@ END_TEST
  * ranges; a block is asked of the engine at the size its range starts at, so any
  * request of the range can have it back. */
 /* This thread's cache is made by its first small free. */
-static void make_my_cache(void)
-{
-    fm_heap_free(&heap, fm_heap_malloc(&heap, 16), "test");
-    fm_heap_trim(&heap);
-}
-
 START_TEST(large_blocks_reused_without_the_engine)
 {
     open_heap(_i, 64 * MiB);
