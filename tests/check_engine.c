@@ -874,28 +874,46 @@ static bool resident(const void *addr)
     return (v & 1) != 0;
 }
 
-/* The private heap faults in the pages just past a small block in one call, so a run
- * of small allocations does not take a page fault every few calls; a large block's
- * pages stay untouched until the program touches them. */
+/* The private heap faults in the pages a block up to 64 KiB covers, and 128 KiB past
+ * it, in one call, so a run of allocations does not take a page fault every few
+ * calls, nor a later split a fault on a page inside a block the program wrote only in
+ * part (heap.c, "Populate-ahead"); a larger block's pages stay untouched until the
+ * program touches them. */
 START_TEST(populate_ahead_of_small_blocks)
 {
     APPLIES_ONLY_IF(pool_engine(_i));
     struct fixture f;
     heap_open(&f, _i, 64 * MiB);
+    const size_t KiB = 1024;
+    /* First the large block, so that the pool grows once, before anything is
+     * populated, and keeps ~2 MiB free after it for the rest. */
+    char *large = fm_heap_malloc(&f.h, 32 * MiB);
     char *small = fm_heap_malloc(&f.h, 100);
-    char *large = fm_heap_malloc(&f.h, 8 * MiB);
-    ck_assert(small && large);
-    int supported = fm_os_populate(small, fm_os_page_size()) != EINVAL;
+    char *filler = fm_heap_malloc(&f.h, 200 * KiB);
+    char *mid = fm_heap_malloc(&f.h, 40 * KiB); /* past the pages populated so far */
+    char *big = fm_heap_malloc(&f.h, 512 * KiB);
+    ck_assert(large && small && filler && mid && big);
+    ck_assert(small > large && filler > small && mid > filler + 200 * KiB && big > mid + 40 * KiB);
+    /* (a kernel before 5.14 has no MADV_POPULATE_WRITE; the probe's address must be
+     * page-aligned, or every kernel says EINVAL) */
+    size_t page = fm_os_page_size();
+    int supported = fm_os_populate((void *)fm_align_down((uintptr_t)small, page), page) != EINVAL;
     if (supported) {
-        for (size_t off = 0; off < 64 * 1024; off += fm_os_page_size())
+        for (size_t off = 0; off < 128 * KiB; off += page)
             TU_REQUIRE(resident(small + 100 + off), "page %zu past a small block not populated", off);
+        for (size_t off = 0; off < 40 * KiB + 128 * KiB; off += page)
+            TU_REQUIRE(resident(mid + off), "page %zu of a 40 KiB block or past it not populated", off);
         ck_assert(!resident(large + 4 * MiB));
+        ck_assert(!resident(big + 384 * KiB));
     }
     ck_assert(!resident(large + 7 * MiB));
     memset(large, 1, 8 * MiB);
     ck_assert(resident(large + 7 * MiB));
-    must_free(&f, small);
     must_free(&f, large);
+    must_free(&f, small);
+    must_free(&f, filler);
+    must_free(&f, mid);
+    must_free(&f, big);
     assert_sound(&f);
     heap_close(&f);
 }
