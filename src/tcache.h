@@ -30,11 +30,15 @@ struct fm_heap;
 #ifndef FM_TCACHE_LARGE_BYTES
 #define FM_TCACHE_LARGE_BYTES ((size_t)4 * 1024 * 1024)
 #endif
-#define FM_TCACHE_NCLASS (FM_TCACHE_NSMALL + 6 * 16 + 1)
+#ifndef FM_TCACHE_LARGE_RANGES_LOG2
+#define FM_TCACHE_LARGE_RANGES_LOG2 4 /* ranges per doubling: 16 */
+#endif
+#define FM_TCACHE_LARGE_RANGES (1u << FM_TCACHE_LARGE_RANGES_LOG2)
+#define FM_TCACHE_NCLASS (FM_TCACHE_NSMALL + 6 * FM_TCACHE_LARGE_RANGES + 1)
 /* The smallest stride a large malloc asks for (fm_tcache_large_round of anything
  * above 1 KiB): a block between that and 1 KiB (calloc, realloc and memalign take
  * strides as they come) fits no large request, and is not cached. */
-#define FM_TCACHE_LARGE_MIN (FM_TCACHE_MAX_STRIDE + FM_TCACHE_MAX_STRIDE / 16)
+#define FM_TCACHE_LARGE_MIN (FM_TCACHE_MAX_STRIDE + FM_TCACHE_MAX_STRIDE / FM_TCACHE_LARGE_RANGES)
 
 /* The list of a block of stride s, FM_TCACHE_MAX_STRIDE < s <= FM_TCACHE_LARGE_MAX:
  * its doubling above 1 KiB, and which sixteenth of it (rounding down: every block in
@@ -42,7 +46,8 @@ struct fm_heap;
 static inline size_t fm_tcache_large_class(size_t s)
 {
     unsigned e = 63u - (unsigned)__builtin_clzll(s); /* 10..16 */
-    return FM_TCACHE_NSMALL + (e - 10) * 16 + ((s >> (e - 4)) & 15);
+    return FM_TCACHE_NSMALL + (e - 10) * FM_TCACHE_LARGE_RANGES +
+           ((s >> (e - FM_TCACHE_LARGE_RANGES_LOG2)) & (FM_TCACHE_LARGE_RANGES - 1));
 }
 
 /* A large stride rounded up to where a range starts: what a large malloc asks the
@@ -50,7 +55,7 @@ static inline size_t fm_tcache_large_class(size_t s)
 static inline size_t fm_tcache_large_round(size_t s)
 {
     unsigned e = 63u - (unsigned)__builtin_clzll(s);
-    size_t step = (size_t)1 << (e - 4);
+    size_t step = (size_t)1 << (e - FM_TCACHE_LARGE_RANGES_LOG2);
     return (s + step - 1) & ~(step - 1);
 }
 #ifndef FM_TCACHE_LIMIT
