@@ -12,7 +12,7 @@ bench_locks_CFLAGS = $(FM_STD_CFLAGS) $(FM_WARN_CFLAGS) -O2
 bench_locks_LDADD = src/libfastmem_core.la
 bench_locks_LDFLAGS = -no-install
 
-EXTRA_DIST += bench/README bench/run.sh bench/instructions.sh bench/tune.c bench/tune.sh
+EXTRA_DIST += bench/README bench/run.sh bench/allocators.sh bench/instructions.sh bench/tune.c bench/tune.sh
 CLEANFILES += $(EXTRA_PROGRAMS)
 
 bench: bench/workloads$(EXEEXT) bench/locks$(EXEEXT) src/libfastmem.la

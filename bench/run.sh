@@ -34,28 +34,8 @@ lib=${FASTMEM_LIB:-$PWD/src/.libs/libfastmem.so}
 bin=${WORKLOADS_BIN:-$PWD/bench/workloads}
 [ -x "$bin" ] || { echo "run.sh: no workloads program at $bin (make bench builds it)" >&2; exit 2; }
 
-# The shared object a Debian package installs, found through the linker cache.
-peer_lib() {
-    /sbin/ldconfig -p | awk -v n="$1" '$1 == n && /x86-64|x86_64|AArch64/ { print $NF; exit }'
-}
-
-declare -A preload engine
-usable=
-for a in $allocators; do
-    case $a in
-    glibc) preload[$a]= ;;
-    jemalloc) preload[$a]=$(peer_lib libjemalloc.so.2) ;;
-    tcmalloc) preload[$a]=$(peer_lib libtcmalloc_minimal.so.4) ;;
-    mimalloc) preload[$a]=$(peer_lib libmimalloc.so.2) ;;
-    tlsf | fm | qm | sys) preload[$a]=$lib; engine[$a]=$a ;;
-    *) echo "run.sh: unknown allocator '$a'" >&2; exit 2 ;;
-    esac
-    if [ "$a" != glibc ] && [ ! -f "${preload[$a]}" ]; then
-        echo "run.sh: skipping $a: not installed" >&2
-        continue
-    fi
-    usable="$usable $a"
-done
+. "$(dirname "$0")/allocators.sh"
+pick_allocators run.sh "$lib" $allocators
 
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT
