@@ -142,6 +142,12 @@ void fm_heap_set_release(struct fm_heap *h, size_t min, size_t batch)
     h->engine->set_release(h->eng, min, batch, fm_os_page_size(), release_pages, h);
 }
 
+void fm_heap_set_populate(struct fm_heap *h, bool on)
+{
+    if (!on)
+        h->populate = false;
+}
+
 /* Commit more of the range so that a request needing `need` bytes can fit.  Under
  * strict overcommit the kernel may refuse a generous step and grant a smaller one, so
  * the exact need is tried before giving up. */
@@ -186,8 +192,9 @@ static bool grow(struct fm_heap *h, size_t need)
  * 1.0 us (bench/README).  Larger blocks are left alone: a program may never touch
  * most of one, and RSS should say what it uses.  What it costs: RSS counts the whole
  * of a block of up to 64 KiB taken from fresh memory, written or not, and up to
- * POPULATE_AHEAD past the heap's last one.  Building with -DFM_POPULATE_SMALL= and
- * -DFM_POPULATE_AHEAD= measures other values. */
+ * POPULATE_AHEAD past the heap's last one; MEMPOPULATE=0 turns it all off, for a
+ * program that keeps many such blocks mostly unwritten.  Building with
+ * -DFM_POPULATE_SMALL= and -DFM_POPULATE_AHEAD= measures other values. */
 #ifndef FM_POPULATE_SMALL
 #define FM_POPULATE_SMALL ((size_t)64 * 1024)
 #endif

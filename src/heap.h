@@ -55,7 +55,7 @@ struct fm_heap {
     fm_lock_t tc_registry_lock;
     struct fm_tcache *tc_registry;
     struct fm_depot *depot;           /* batches between the caches (tcache.c) */
-    bool populate;                    /* populate ahead of small blocks */
+    bool populate;                    /* populate ahead (heap.c; MEMPOPULATE) */
     bool sys;                         /* glibc's allocator does the work (heap_sys.c) */
     unsigned sys_log2;                /* a sys heap's table of live blocks: 2^log2 slots */
     struct fm_sys_slot *sys_slots;
@@ -150,6 +150,11 @@ void fm_heap_count_invalid(struct fm_heap *h) FM_HIDDEN;
  * the oldest first once more than batch bytes of them wait (batch 0: as they form;
  * block.h, "Giving memory back"); min 0: never.  Private heaps only. */
 void fm_heap_set_release(struct fm_heap *h, size_t min, size_t batch) FM_HIDDEN;
+
+/* on false: fault in no page ahead of the program (heap.c, "Populate-ahead"); pages
+ * are faulted in as the program and the engine's headers first touch them.  on true
+ * leaves the default: private heaps populate ahead, shared ones never. */
+void fm_heap_set_populate(struct fm_heap *h, bool on) FM_HIDDEN;
 
 /* Give the pages of free blocks back to the kernel; returns the bytes released. */
 size_t fm_heap_trim(struct fm_heap *h) FM_HIDDEN;

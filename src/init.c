@@ -87,6 +87,7 @@ static void make_process_heap(void)
     if (fm_heap_init(&fm_process_heap, o->engine, base, cap, 0, first, fm_os_commit, false) != 0)
         fm_exit_with(1, "MEMSIZE=%s is too small for engine %s", size, o->engine->name);
     fm_heap_set_release(&fm_process_heap, (size_t)o->release, FM_RELEASE_BATCH);
+    fm_heap_set_populate(&fm_process_heap, o->populate);
     /* the one heap with thread caches in libfastmem.so: the exported malloc and free
      * take a thread's cache for this heap's without looking (preload.c) */
     fm_tcache_setup(&fm_process_heap);

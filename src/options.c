@@ -1,4 +1,5 @@
-/* options.c: parsing MEMMNG, MEMSIZE and MEMSTATS, without malloc, stdio or locale. */
+/* options.c: parsing the environment variables (options.h), without malloc, stdio or
+ * locale. */
 #include "options.h"
 #include "diag.h"
 #include "os.h"
@@ -127,6 +128,11 @@ static size_t expect_release(char *buf, size_t size)
     return fm_format(buf, size, "a size from 256K to 64T (K, M, G or T as for MEMSIZE), or 0/off");
 }
 
+static int set_populate(const char *v, struct fm_options *o)
+{
+    return fm_parse_switch(v, &o->populate);
+}
+
 static const struct option {
     const char *name;
     int (*set)(const char *value, struct fm_options *o);
@@ -136,6 +142,7 @@ static const struct option {
     {"MEMSIZE", set_memsize, expect_memsize},
     {"MEMSTATS", set_stats, expect_stats},
     {"MEMRELEASE", set_release, expect_release},
+    {"MEMPOPULATE", set_populate, expect_stats},
 };
 
 /* Copy value for a message: at most 64 bytes, control bytes shown as '?', so the
@@ -161,6 +168,7 @@ int fm_options_load(struct fm_options *o, const char *(*getenv_fn)(const char *)
     o->memsize_set = false;
     o->stats = false;
     o->release = FM_RELEASE_DEFAULT;
+    o->populate = true;
     for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
         const char *v = getenv_fn(options[i].name);
         if (v == NULL || options[i].set(v, o) == 0)

@@ -3,7 +3,9 @@
  *   MEMMNG    the engine (see engine.c for the names)        default: tlsf
  *   MEMSIZE   the cap: bytes, or a number with K, M, G, T     default: physical memory
  *   MEMSTATS  print the statistics report at exit: 0 or 1     default: 0
- *   MEMRELEASE  free runs this large go back to the kernel    default: 0 (never)
+ *   MEMRELEASE  free runs this large go back to the kernel    default: 256K
+ *   MEMPOPULATE  fault in fresh pages ahead of allocations:  default: 1
+ *             0 or 1
  *
  * A value that cannot be understood is refused: the caller prints the message and
  * stops the program, because a cap the user asked for and did not get is worse than a
@@ -24,6 +26,7 @@ struct fm_options {
     bool memsize_set;  /* false: memsize is the default, which may be lowered to fit */
     bool stats;
     uint64_t release; /* MEMRELEASE in bytes; 0: never (only malloc_trim) */
+    bool populate;    /* MEMPOPULATE: populate-ahead (heap.c) */
 };
 
 #define FM_RELEASE_DEFAULT ((uint64_t)256 * 1024)

@@ -127,6 +127,16 @@ START_TEST(accepted_environment)
     ck_assert_int_eq(load(&o, err, sizeof err, bounds), 0);
     ck_assert_uint_eq(o.memsize, FM_MEMSIZE_MIN);
     ck_assert_uint_eq(o.release, 256u << 10); /* the default: free runs of 256 KiB go back */
+    ck_assert(o.populate);                     /* the default: populate-ahead */
+    static const char *const popoff[] = {"MEMPOPULATE", "Off", NULL};
+    ck_assert_int_eq(load(&o, err, sizeof err, popoff), 0);
+    ck_assert(!o.populate);
+    static const char *const pop0[] = {"MEMPOPULATE", "0", NULL};
+    ck_assert_int_eq(load(&o, err, sizeof err, pop0), 0);
+    ck_assert(!o.populate);
+    static const char *const popon[] = {"MEMPOPULATE", "TRUE", NULL};
+    ck_assert_int_eq(load(&o, err, sizeof err, popon), 0);
+    ck_assert(o.populate);
     static const char *const rel[] = {"MEMRELEASE", "4M", NULL};
     ck_assert_int_eq(load(&o, err, sizeof err, rel), 0);
     ck_assert_uint_eq(o.release, 4u << 20);
@@ -168,6 +178,9 @@ START_TEST(refused_environment)
         {"MEMSTATS", "", "expected 0 or 1"},
         {"MEMRELEASE", "1", "expected a size from 256K to 64T (K, M, G or T as for MEMSIZE), or 0/off"},
         {"MEMRELEASE", "on", "expected a size from 256K"},
+        {"MEMPOPULATE", "2", "expected 0 or 1 (also no/yes, off/on, false/true)"},
+        {"MEMPOPULATE", "", "expected 0 or 1"},
+        {"MEMPOPULATE", "64K", "expected 0 or 1"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         const char *env[] = {bad[i].name, bad[i].value, NULL};

@@ -9,6 +9,7 @@ check_PROGRAMS += \
 	tests/progs/linked \
 	tests/progs/shm_example \
 	tests/progs/release \
+	tests/progs/populate \
 	tests/progs/qmbugs
 check_LTLIBRARIES += tests/progs/libearly.la
 
@@ -36,6 +37,8 @@ tests_progs_release_CFLAGS = $(FM_PROG_CFLAGS)
 tests_progs_qmbugs_CFLAGS = $(FM_PROG_CFLAGS)
 tests_progs_qmbugs_LDFLAGS = -no-install
 tests_progs_release_LDFLAGS = -no-install
+tests_progs_populate_CFLAGS = $(FM_PROG_CFLAGS)
+tests_progs_populate_LDFLAGS = -no-install
 tests_progs_shm_example_LDFLAGS = -no-install
 tests_progs_shm_example_LDADD = src/libfastmem.la
 # A shared library (libtool makes check libraries static without an -rpath).
@@ -50,6 +53,7 @@ PRELOAD_TESTS = \
 	tests/preload_early.sh \
 	tests/preload_cap.sh \
 	tests/preload_release.sh \
+	tests/preload_populate.sh \
 	tests/preload_qm.sh \
 	tests/preload_threads.sh \
 	tests/preload_programs.sh \

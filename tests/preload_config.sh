@@ -38,6 +38,7 @@ for value in abc 0 -5 12Q '' 99999999999999999999999 1K 255K 1P 65T ' 64M' '64M 
 done
 for value in maybe '' 2 yess; do refused MEMSTATS "$value"; done
 for value in 1 255K 1P on abc ''; do refused MEMRELEASE "$value"; done
+for value in 2 maybe 64K ''; do refused MEMPOPULATE "$value"; done
 
 for e in tlsf TLSF Tlsf_Malloc 2 fm FM f_malloc F_Malloc fmalloc 0; do accepted "" MEMMNG=$e; done
 for e in $FASTMEM_ENGINES tlsf_malloc 2 f_malloc fmalloc 0 q_malloc qmalloc 1 system QM SYS; do
@@ -49,6 +50,7 @@ accepted "1 TiB" MEMSIZE=1T
 accepted "256 KiB" MEMSIZE=256K
 accepted "1 MiB" MEMSIZE=1048576B
 for v in 0 off OFF no 256K 1M 64m 2G; do accepted "" MEMRELEASE=$v; done
+for v in 0 1 off on No YES false True; do accepted "" MEMPOPULATE=$v; done
 for v in 0 1 yes no on off true false YES Off; do
     env MEMSTATS=$v LD_PRELOAD="$FASTMEM_LIB" /bin/echo reached-main >"$WORK/out" 2>"$WORK/err"
     lines=$(grep -c '^libfastmem:' "$WORK/err")
