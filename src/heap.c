@@ -177,11 +177,11 @@ static bool grow(struct fm_heap *h, size_t need)
     return true;
 }
 
-/* Populate-ahead.  A fresh page costs a page fault when first written (1.3 us on
- * the virtual machine of bench/README, up to 10 us on others), and a malloc that writes a
- * header on one is a slow call: a run of small allocations touches a new page every
- * few calls, and a split writes its remainder's header inside a free block, on a page
- * the program may never have touched.  So when a block of up to POPULATE_SMALL ends
+/* Populate-ahead.  A fresh page costs a page fault when first written (1.3 us on the
+ * virtual machine of bench/README, up to 10 us on others), and a malloc that writes
+ * a header on one is a slow call: a run of small allocations touches a new page
+ * every few calls, and a split writes its remainder's header inside a free block, on
+ * a page the program may never have touched.  So when a block of up to POPULATE_SMALL ends
  * past the pages already faulted in, the private heap faults in its pages and the
  * next POPULATE_AHEAD bytes with one MADV_POPULATE_WRITE (about as much a page as a
  * fault, but one call for 32 pages and more).  The pages are the same; what changes

@@ -104,7 +104,7 @@ static int set_stats(const char *v, struct fm_options *o)
     return fm_parse_switch(v, &o->stats);
 }
 
-static size_t expect_stats(char *buf, size_t size)
+static size_t expect_switch(char *buf, size_t size)
 {
     return fm_format(buf, size, "0 or 1 (also no/yes, off/on, false/true)");
 }
@@ -140,9 +140,9 @@ static const struct option {
 } options[] = {
     {"MEMMNG", set_engine, expect_engine},
     {"MEMSIZE", set_memsize, expect_memsize},
-    {"MEMSTATS", set_stats, expect_stats},
+    {"MEMSTATS", set_stats, expect_switch},
     {"MEMRELEASE", set_release, expect_release},
-    {"MEMPOPULATE", set_populate, expect_stats},
+    {"MEMPOPULATE", set_populate, expect_switch},
 };
 
 /* Copy value for a message: at most 64 bytes, control bytes shown as '?', so the
