@@ -28,12 +28,23 @@ static inline bool lock(struct fm_heap *h)
     return fm_lock_acquire_if_threaded(&h->lock);
 }
 
+/* A populate-ahead this thread owes, done once the heap's lock is released
+ * (populate_ahead): [lo, hi), or hi NULL. */
+static __thread struct {
+    char *lo, *hi;
+} populate_due __attribute__((tls_model("initial-exec")));
+
+static void populate_owed(struct fm_heap *h);
+
 static inline void unlock(struct fm_heap *h, bool held)
 {
-    if (fm_unlikely(h->shared))
+    if (fm_unlikely(h->shared)) {
         pthread_mutex_unlock(&h->mutex);
-    else
-        fm_lock_release_if(&h->lock, held);
+        return;
+    }
+    fm_lock_release_if(&h->lock, held);
+    if (fm_unlikely(populate_due.hi != NULL))
+        populate_owed(h);
 }
 
 /* The previous holder of a shared heap's lock died: make the heap whole again or
@@ -204,6 +215,28 @@ static bool grow(struct fm_heap *h, size_t need)
 #endif
 #define POPULATE_AHEAD ((size_t)FM_POPULATE_AHEAD)
 
+/* Fault in [lo, hi) of h's private pool; a kernel before 5.14, which has no
+ * MADV_POPULATE_WRITE, turns populate-ahead off for good. */
+static void populate_range(struct fm_heap *h, char *lo, char *hi)
+{
+    if (fm_os_populate(lo, (size_t)(hi - lo)) == EINVAL)
+        __atomic_store_n(&h->populate, false, __ATOMIC_RELAXED);
+}
+
+static void populate_owed(struct fm_heap *h)
+{
+    char *lo = populate_due.lo, *hi = populate_due.hi;
+    populate_due.hi = NULL;
+    populate_range(h, lo, hi);
+}
+
+/* Called with the lock held, which pages are populated is decided here (populated
+ * moves on at once, so no other thread asks for the same pages), and the system call,
+ * tens of microseconds, is made under the lock only while the process has one thread
+ * (the lock is elided then).  With threads it is owed, and made by unlock(): another
+ * thread that wants the heap's lock meanwhile does not wait for it.  A block handed
+ * out in the range meanwhile is written as any fresh page is, and a page given back
+ * meanwhile may be faulted in again: what RSS counts, not what a block holds. */
 FM_NOINLINE static void populate_ahead(struct fm_heap *h, char *start, char *end)
 {
     size_t page = fm_os_page_size();
@@ -215,9 +248,18 @@ FM_NOINLINE static void populate_ahead(struct fm_heap *h, char *start, char *end
         hi = h->base + h->committed;
     if (hi <= lo)
         return;
-    if (fm_os_populate(lo, (size_t)(hi - lo)) == EINVAL)
-        h->populate = false; /* a kernel before 5.14 */
     h->populated = hi;
+    if (fm_lock_elided()) {
+        populate_range(h, lo, hi);
+    } else if (populate_due.hi == NULL) {
+        populate_due.lo = lo;
+        populate_due.hi = hi;
+    } else { /* a refill's second block past the first's: one call for both */
+        if (lo < populate_due.lo)
+            populate_due.lo = lo;
+        if (hi > populate_due.hi)
+            populate_due.hi = hi;
+    }
 }
 
 /* The usable size of block p, just handed out by the engine: a pool engine's is in
@@ -236,7 +278,8 @@ static inline uint64_t usable_of(const struct fm_heap *h, void *p)
 static inline void handed_out(struct fm_heap *h, void *p)
 {
     uint64_t u = usable_of(h, p);
-    if (h->populate && (char *)p + u > h->populated && u <= POPULATE_SMALL)
+    if (__atomic_load_n(&h->populate, __ATOMIC_RELAXED) && (char *)p + u > h->populated &&
+        u <= POPULATE_SMALL)
         populate_ahead(h, p, (char *)p + u);
     if (h->caches)
         ((void **)p)[1] = NULL;

@@ -879,9 +879,22 @@ static bool resident(const void *addr)
  * calls, nor a later split a fault on a page inside a block the program wrote only in
  * part (heap.c, "Populate-ahead"); a larger block's pages stay untouched until the
  * program touches them. */
-START_TEST(populate_ahead_of_small_blocks)
+static void *sleeper(void *arg)
 {
-    APPLIES_ONLY_IF(pool_engine(_i));
+    (void)arg;
+    for (;;)
+        pause();
+    return NULL;
+}
+
+static void populate_ahead(int engine, bool threaded)
+{
+    if (threaded) { /* the heap's lock is taken then, and the populate made after it */
+        pthread_t t;
+        ck_assert_int_eq(pthread_create(&t, NULL, sleeper, NULL), 0);
+        ck_assert_int_eq(pthread_detach(t), 0);
+    }
+    int _i = engine;
     struct fixture f;
     heap_open(&f, _i, 64 * MiB);
     const size_t KiB = 1024;
@@ -917,6 +930,21 @@ START_TEST(populate_ahead_of_small_blocks)
     must_free(&f, big);
     assert_sound(&f);
     heap_close(&f);
+}
+
+START_TEST(populate_ahead_of_small_blocks)
+{
+    APPLIES_ONLY_IF(pool_engine(_i));
+    populate_ahead(_i, false);
+}
+END_TEST
+
+/* With threads, the system call is made once the heap's lock is released, before the
+ * malloc returns. */
+START_TEST(populate_ahead_of_small_blocks_threaded)
+{
+    APPLIES_ONLY_IF(pool_engine(_i));
+    populate_ahead(_i, true);
 }
 END_TEST
 
@@ -1367,6 +1395,7 @@ static Suite *engine_suite(void)
     tcase_add_loop_test(tc, engine_minimum_pool, 0, n);
     tcase_add_loop_test(tc, engine_coalesces_both_sides, 0, n);
     tcase_add_loop_test(tc, populate_ahead_of_small_blocks, 0, n);
+    tcase_add_loop_test(tc, populate_ahead_of_small_blocks_threaded, 0, n);
     tcase_add_loop_test(tc, engine_split_rule, 0, n);
     tcase_add_loop_test(tc, engine_splits_large_tails, 0, n);
     tcase_add_loop_test(tc, engine_many_same_size_frees, 0, n);
