@@ -28,10 +28,12 @@ static inline bool lock(struct fm_heap *h)
     return fm_lock_acquire_if_threaded(&h->lock);
 }
 
-/* A populate-ahead this thread owes, done once the heap's lock is released
- * (populate_ahead): [lo, hi), or hi NULL. */
+/* The populates-ahead this thread owes, done once the heap's lock is released
+ * (populate_ahead): n ranges [lo, hi). */
+enum { POPULATE_OWED_MAX = 4 };
 static __thread struct {
-    char *lo, *hi;
+    unsigned n;
+    char *lo[POPULATE_OWED_MAX], *hi[POPULATE_OWED_MAX];
 } populate_due __attribute__((tls_model("initial-exec")));
 
 static void populate_owed(struct fm_heap *h);
@@ -43,7 +45,7 @@ static inline void unlock(struct fm_heap *h, bool held)
         return;
     }
     fm_lock_release_if(&h->lock, held);
-    if (fm_unlikely(populate_due.hi != NULL))
+    if (fm_unlikely(populate_due.n != 0))
         populate_owed(h);
 }
 
@@ -101,6 +103,10 @@ static inline size_t eng_bytes(const struct fm_heap *h)
 static void release_pages(void *arg, void *start, size_t len)
 {
     struct fm_heap *h = arg;
+    /* what this thread owes first, as it would have been without threads: made
+     * after, it would fault in again the pages given back here */
+    if (populate_due.n != 0)
+        populate_owed(h);
     fm_os_reset(start, len);
     h->c.trimmed += len;
     if (h->caches) { /* the caches' full lists may pin runs like this one */
@@ -225,9 +231,10 @@ static void populate_range(struct fm_heap *h, char *lo, char *hi)
 
 static void populate_owed(struct fm_heap *h)
 {
-    char *lo = populate_due.lo, *hi = populate_due.hi;
-    populate_due.hi = NULL;
-    populate_range(h, lo, hi);
+    unsigned n = populate_due.n;
+    populate_due.n = 0;
+    for (unsigned i = 0; i < n; i++)
+        populate_range(h, populate_due.lo[i], populate_due.hi[i]);
 }
 
 /* Called with the lock held, which pages are populated is decided here (populated
@@ -236,7 +243,9 @@ static void populate_owed(struct fm_heap *h)
  * (the lock is elided then).  With threads it is owed, and made by unlock(): another
  * thread that wants the heap's lock meanwhile does not wait for it.  A block handed
  * out in the range meanwhile is written as any fresh page is, and a page given back
- * meanwhile may be faulted in again: what RSS counts, not what a block holds. */
+ * meanwhile may be faulted in again: what RSS counts, not what a block holds.  A
+ * refill's blocks may lie far apart: each range is owed on its own (one that meets
+ * the last extends it), never one range over the pages between. */
 FM_NOINLINE static void populate_ahead(struct fm_heap *h, char *start, char *end)
 {
     size_t page = fm_os_page_size();
@@ -249,16 +258,15 @@ FM_NOINLINE static void populate_ahead(struct fm_heap *h, char *start, char *end
     if (hi <= lo)
         return;
     h->populated = hi;
-    if (fm_lock_elided()) {
+    unsigned n = populate_due.n;
+    if (fm_lock_elided() || n == POPULATE_OWED_MAX)
         populate_range(h, lo, hi);
-    } else if (populate_due.hi == NULL) {
-        populate_due.lo = lo;
-        populate_due.hi = hi;
-    } else { /* a refill's second block past the first's: one call for both */
-        if (lo < populate_due.lo)
-            populate_due.lo = lo;
-        if (hi > populate_due.hi)
-            populate_due.hi = hi;
+    else if (n > 0 && lo == populate_due.hi[n - 1])
+        populate_due.hi[n - 1] = hi;
+    else {
+        populate_due.lo[n] = lo;
+        populate_due.hi[n] = hi;
+        populate_due.n = n + 1;
     }
 }
 
