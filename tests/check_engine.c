@@ -866,19 +866,6 @@ START_TEST(fm_report_names_fullest_buckets)
 }
 END_TEST
 
-static bool resident(const void *addr)
-{
-    size_t page = fm_os_page_size();
-    unsigned char v = 0;
-    ck_assert_int_eq(mincore((void *)fm_align_down((uintptr_t)addr, page), page, &v), 0);
-    return (v & 1) != 0;
-}
-
-/* The private heap faults in the pages a block up to 64 KiB covers, and 128 KiB past
- * it, in one call, so a run of allocations does not take a page fault every few
- * calls, nor a later split a fault on a page inside a block the program wrote only in
- * part (heap.c, "Populate-ahead"); a larger block's pages stay untouched until the
- * program touches them. */
 static void *sleeper(void *arg)
 {
     (void)arg;
@@ -887,6 +874,11 @@ static void *sleeper(void *arg)
     return NULL;
 }
 
+/* The private heap faults in the pages a block up to 64 KiB covers, and 128 KiB past
+ * it, in one call, so a run of allocations does not take a page fault every few
+ * calls, nor a later split a fault on a page inside a block the program wrote only in
+ * part (heap.c, "Populate-ahead"); a larger block's pages stay untouched until the
+ * program touches them. */
 static void populate_ahead(int engine, bool threaded)
 {
     if (threaded) { /* the heap's lock is taken then, and the populate made after it */
@@ -908,21 +900,18 @@ static void populate_ahead(int engine, bool threaded)
     ck_assert(large && small && filler && mid && big);
     ck_assert(small > large + 32 * MiB && filler > small + 100 && mid > filler + 200 * KiB &&
               big > mid + 40 * KiB); /* one after the other, as the test needs */
-    /* (a kernel before 5.14 has no MADV_POPULATE_WRITE; the probe's address must be
-     * page-aligned, or every kernel says EINVAL) */
     size_t page = fm_os_page_size();
-    int supported = fm_os_populate((void *)fm_align_down((uintptr_t)small, page), page) != EINVAL;
-    if (supported) {
+    if (tu_kernel_populates()) {
         for (size_t off = 0; off < 128 * KiB; off += page)
-            TU_REQUIRE(resident(small + 100 + off), "page %zu past a small block not populated", off);
+            TU_REQUIRE(tu_resident(small + 100 + off), "page %zu past a small block not populated", off);
         for (size_t off = 0; off < 40 * KiB + 128 * KiB; off += page)
-            TU_REQUIRE(resident(mid + off), "page %zu of a 40 KiB block or past it not populated", off);
-        ck_assert(!resident(large + 4 * MiB));
-        ck_assert(!resident(big + 384 * KiB));
+            TU_REQUIRE(tu_resident(mid + off), "page %zu of a 40 KiB block or past it not populated", off);
+        ck_assert(!tu_resident(large + 4 * MiB));
+        ck_assert(!tu_resident(big + 384 * KiB));
     }
-    ck_assert(!resident(large + 7 * MiB));
+    ck_assert(!tu_resident(large + 7 * MiB));
     memset(large, 1, 8 * MiB);
-    ck_assert(resident(large + 7 * MiB));
+    ck_assert(tu_resident(large + 7 * MiB));
     must_free(&f, large);
     must_free(&f, small);
     must_free(&f, filler);
@@ -1076,18 +1065,18 @@ START_TEST(trim_releases_free_pages)
     /* A free block of 1 MiB or more gives its pages back at once, in 64 KiB grains... */
     uint64_t automatic = stats_of(&f).trimmed;
     ck_assert_uint_ge(automatic, 8 * MiB - 2 * 64 * 1024);
-    ck_assert(!resident(p + 4 * MiB));
+    ck_assert(!tu_resident(p + 4 * MiB));
     ck_assert_uint_eq(p[4 * MiB], 0); /* a page in the middle was dropped */
     /* ...and malloc_trim gives back the pages of every free block, small ones too. */
     unsigned char *small = fm_heap_malloc(&f.h, 64 * 1024);
     void *guard2 = fm_heap_malloc(&f.h, 64);
     memset(small, 0xdd, 64 * 1024);
     must_free(&f, small);
-    ck_assert(resident(small + 32 * 1024));
+    ck_assert(tu_resident(small + 32 * 1024));
     size_t released = fm_heap_trim(&f.h);
     ck_assert_uint_ge(released, 8 * MiB);
     ck_assert_uint_eq(stats_of(&f).trimmed, automatic + released);
-    ck_assert(!resident(small + 32 * 1024));
+    ck_assert(!tu_resident(small + 32 * 1024));
     assert_sound(&f);
     unsigned char *q = fm_heap_malloc(&f.h, 8 * MiB);
     ck_assert_ptr_nonnull(q);
@@ -1132,7 +1121,7 @@ START_TEST(freed_runs_go_back_to_the_kernel)
     size_t resident_pages = 0, page = fm_os_page_size();
     unsigned char *lo = (unsigned char *)guard0 + page, *hi = (unsigned char *)guard1 - page;
     for (unsigned char *a = lo; a < hi; a += page)
-        resident_pages += resident(a);
+        resident_pages += tu_resident(a);
     /* Only the partial 64 KiB grains at the run's two ends stay resident. */
     ck_assert_uint_le(resident_pages, 2 * (64 * 1024) / page + 2);
     for (size_t i = 0; i < N; i++) {
@@ -1176,7 +1165,7 @@ START_TEST(release_waits_for_a_batch)
     must_free(&f, p[0]);
     must_free(&f, p[1]);
     ck_assert_uint_eq(stats_of(&f).trimmed, 0);
-    ck_assert(resident(p[0] + size / 2) && resident(p[1] + size / 2));
+    ck_assert(tu_resident(p[0] + size / 2) && tu_resident(p[1] + size / 2));
     assert_sound(&f);
     /* Filled again: it leaves the list, and still nothing went back. */
     unsigned char *again = fm_heap_malloc(&f.h, size);
@@ -1192,12 +1181,12 @@ START_TEST(release_waits_for_a_batch)
     assert_sound(&f);
     uint64_t trimmed = stats_of(&f).trimmed;
     ck_assert_uint_ge(trimmed, (uint64_t)N * (size - 2 * 64 * 1024) - 4 * MiB);
-    ck_assert(!resident(p[0] + size / 2));
-    ck_assert(resident(p[N - 1] + size / 2));
+    ck_assert(!tu_resident(p[0] + size / 2));
+    ck_assert(tu_resident(p[N - 1] + size / 2));
     size_t page = fm_os_page_size(), resident_pages = 0;
     for (size_t i = 0; i < N; i++)
         for (size_t off = page; off + page < size; off += page)
-            resident_pages += resident(p[i] + off);
+            resident_pages += tu_resident(p[i] + off);
     ck_assert_uint_le(resident_pages * page, 4 * MiB + (uint64_t)N * 2 * 64 * 1024);
     /* The guards between the runs kept their bytes. */
     for (size_t i = 0; i <= N; i++)
@@ -1205,7 +1194,7 @@ START_TEST(release_waits_for_a_batch)
     /* malloc_trim gives back what still waits. */
     size_t released = fm_heap_trim(&f.h);
     ck_assert_uint_ge(released, 2 * MiB);
-    ck_assert(!resident(p[N - 1] + size / 2));
+    ck_assert(!tu_resident(p[N - 1] + size / 2));
     assert_sound(&f);
     for (size_t i = 0; i <= N; i++)
         must_free(&f, guard[i]);

@@ -132,6 +132,66 @@ static void companion_stop(void)
     pthread_join(companion, NULL);
 }
 
+/* With threads, a refill's populates-ahead are made once the heap's lock is released
+ * (heap.c, "Populate-ahead"), each range on its own: a batch whose first blocks lie
+ * far apart faults in the pages around each, never the pages between.  Two holes of
+ * a stride, 2 MiB apart (populate-ahead off while they are laid out), are the first
+ * blocks of a threaded refill. */
+START_TEST(threaded_refill_populates_each_range_alone)
+{
+    enum { B = FM_TCACHE_BATCH };
+    open_heap(_i, 64 * MiB);
+    heap.populate = false;
+    make_my_cache();
+    /* a block too large to populate: what follows lies past the populated pages */
+    void *g0 = fm_heap_malloc(&heap, 1 * MiB);
+    char *low[B], *high[B];
+    for (int k = 0; k < B; k++) /* one refill's batch, then its blocks from the cache */
+        low[k] = fm_heap_malloc(&heap, 100);
+    char *pad = fm_heap_malloc(&heap, 2 * MiB);
+    for (int k = 0; k < B; k++)
+        high[k] = fm_heap_malloc(&heap, 100);
+    ck_assert(g0 && pad);
+    char *h1 = low[1], *h2 = high[1]; /* holes between live neighbours */
+    for (int k = 0; k < B; k++)
+        ck_assert(low[k] == low[0] + k * 112 && high[k] == high[0] + k * 112);
+    ck_assert((char *)g0 + MiB <= low[0] && h1 < pad && pad + 2 * MiB <= h2);
+    fm_heap_free(&heap, h2, "test");
+    fm_heap_trim(&heap); /* to the engine: h2 a hole of its own */
+    fm_heap_free(&heap, h1, "test");
+    fm_heap_trim(&heap); /* then h1, the first a malloc of the stride finds */
+    /* which of pad's pages the heap's own headers have touched already (an old end
+     * of the pool lies inside it) */
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE), pages = 2 * MiB / pg;
+    static bool before[2 * MiB / 4096];
+    for (size_t k = 0; k < pages; k++)
+        before[k] = tu_resident(pad + k * pg);
+    heap.populate = true;
+    companion_start();
+    char *p = fm_heap_malloc(&heap, 100); /* a threaded miss: a batch, h1 and h2 first */
+    ck_assert_ptr_eq(p, h1);
+    if (tu_kernel_populates()) {
+        ck_assert(tu_resident(h1 + 64 * 1024));
+        ck_assert(tu_resident(h2 + 64 * 1024));
+        for (size_t k = 256 * 1024 / pg; k < pages - 256 * 1024 / pg; k++)
+            TU_REQUIRE(before[k] || !tu_resident(pad + k * pg),
+                       "page %zu of the block between the two populated", k);
+    }
+    fm_heap_free(&heap, p, "test");
+    for (int k = 0; k < B; k++) {
+        if (k == 1)
+            continue; /* h1 is p now, and h2 went with p's batch */
+        fm_heap_free(&heap, low[k], "test");
+        fm_heap_free(&heap, high[k], "test");
+    }
+    fm_heap_free(&heap, pad, "test");
+    fm_heap_free(&heap, g0, "test");
+    fm_tcache_settle(&heap);
+    assert_sound();
+    companion_stop();
+}
+END_TEST
+
 /* The depot: a thread that frees more than its list holds leaves a batch there, and
  * another thread whose list is empty takes that batch before it asks the engine. */
 enum { GIVEN = FM_TCACHE_LIMIT + FM_TCACHE_BATCH };
@@ -1688,6 +1748,7 @@ static Suite *tcache_suite(void)
      * after a fork of a process with threads. */
     if (one_thread_process) {
         tcase_add_loop_test(tc, reuse_without_the_engine, 0, n);
+        tcase_add_loop_test(tc, threaded_refill_populates_each_range_alone, 0, n);
         tcase_add_loop_test(tc, single_threaded_miss_takes_a_batch, 0, n);
         tcase_add_loop_test(tc, bouncing_list_holds_more, 0, n);
         tcase_add_loop_test(tc, lists_keep_their_limit_with_threads, 0, n);

@@ -5,10 +5,39 @@
 #include "config.h"
 
 #include <check.h>
+#include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+/* Whether the page holding addr is resident (mincore). */
+static inline bool tu_resident(const void *addr)
+{
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    unsigned char v = 0;
+    ck_assert_int_eq(mincore((void *)((uintptr_t)addr & ~(page - 1)), page, &v), 0);
+    return (v & 1) != 0;
+}
+
+/* Whether the kernel has MADV_POPULATE_WRITE (Linux 5.14 and later), without which
+ * the heap populates nothing ahead (heap.c, "Populate-ahead"). */
+static inline bool tu_kernel_populates(void)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    void *p = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ck_assert(p != MAP_FAILED);
+    bool ok = madvise(p, page, MADV_POPULATE_WRITE) == 0 || errno != EINVAL;
+    munmap(p, page);
+    return ok;
+}
 
 /* Check's ck_assert_* records every assertion that passes (a write(2) each), which
  * dominates a loop of millions of checks; TU_REQUIRE costs nothing until it fails. */
