@@ -16,20 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { N = 4000, SIZE = 64 * 1024 };
+#include "rss.h"
 
-static long rss_kib(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kb = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return kb;
-}
+enum { N = 4000, SIZE = 64 * 1024 };
 
 static uint64_t seed = 0x9E3779B97F4A7C15u;
 
