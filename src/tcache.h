@@ -41,8 +41,9 @@ struct fm_heap;
 #define FM_TCACHE_LARGE_MIN (FM_TCACHE_MAX_STRIDE + FM_TCACHE_MAX_STRIDE / FM_TCACHE_LARGE_RANGES)
 
 /* The list of a block of stride s, FM_TCACHE_MAX_STRIDE < s <= FM_TCACHE_LARGE_MAX:
- * its doubling above 1 KiB, and which sixteenth of it (rounding down: every block in
- * a list has at least the stride where its range starts). */
+ * its doubling above 1 KiB, and which of the doubling's FM_TCACHE_LARGE_RANGES
+ * ranges (rounding down: every block in a list has at least the stride where its
+ * range starts). */
 static inline size_t fm_tcache_large_class(size_t s)
 {
     unsigned e = 63u - (unsigned)__builtin_clzll(s); /* 10..16 */
