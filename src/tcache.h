@@ -34,6 +34,11 @@ struct fm_heap;
 #define FM_TCACHE_LARGE_RANGES_LOG2 4 /* ranges per doubling: 16 */
 #endif
 #define FM_TCACHE_LARGE_RANGES (1u << FM_TCACHE_LARGE_RANGES_LOG2)
+/* How many lists above its own a large malloc looks in when its own is empty
+ * (tcache.c, "Large blocks"). */
+#ifndef FM_TCACHE_LARGE_UP
+#define FM_TCACHE_LARGE_UP 1
+#endif
 #define FM_TCACHE_NCLASS (FM_TCACHE_NSMALL + 6 * FM_TCACHE_LARGE_RANGES + 1)
 /* The smallest stride a large malloc asks for (fm_tcache_large_round of anything
  * above 1 KiB): a block between that and 1 KiB (calloc, realloc and memalign take
@@ -167,6 +172,20 @@ void fm_tcache_check_marked(struct fm_heap *h, void *p, const char *caller, bool
  * from this thread's cache for h; NULL if it has no block that fits. */
 void *fm_tcache_malloc_large(struct fm_heap *h, size_t size) FM_HIDDEN;
 
+/* The large list a malloc that rounds to list c takes from: c, or while c is empty
+ * the next of the FM_TCACHE_LARGE_UP lists above it that is not (tcache.c, "Large
+ * blocks"); a list that is empty if they all are. */
+static inline size_t fm_tcache_large_pick(const struct fm_tcache *tc, size_t c)
+{
+#if FM_TCACHE_LARGE_UP > 0
+    for (unsigned up = 0; tc->head[c] == NULL && up < FM_TCACHE_LARGE_UP && c + 1 < FM_TCACHE_NCLASS; up++)
+        c++;
+#else
+    (void)tc;
+#endif
+    return c;
+}
+
 /* fm_tcache_malloc of a size above the small lists': while the process has one
  * thread, a hit in the large lists is served here; anything else goes on to
  * fm_heap_malloc_miss (heap.c, malloc_large). */
@@ -174,6 +193,7 @@ static inline void *fm_tcache_malloc_big(struct fm_tcache *tc, struct fm_heap *h
 {
     if (size <= FM_TCACHE_LARGE_MAX_USABLE && fm_lock_elided()) {
         size_t c = fm_tcache_large_class(fm_tcache_large_round(fm_block_stride(size)));
+        c = fm_tcache_large_pick(tc, c);
         void **p = tc->head[c];
         if (p != NULL) {
             tc->head[c] = p[0];

@@ -1345,6 +1345,72 @@ START_TEST(smallest_large_strides_not_cached)
 }
 END_TEST
 
+/* A large malloc whose list is empty takes a block from the FM_TCACHE_LARGE_UP lists
+ * above it (a block at most that many ranges larger), before the engine; not from a
+ * list further up, nor from a list below.  Alone and with another thread (the locked
+ * path). */
+static void large_malloc_looks_up(bool threaded)
+{
+    make_my_cache();
+    if (threaded)
+        companion_start();
+    /* ranges of 4-8 KiB are FM_TCACHE_LARGE_RANGES to the doubling: 4096/16 = 256 */
+    const size_t step = 4096 / FM_TCACHE_LARGE_RANGES, top = 7680;
+    for (size_t k = 0; k <= FM_TCACHE_LARGE_UP + 1; k++) {
+        char *p = fm_heap_malloc(&heap, top - 8);
+        ck_assert_ptr_nonnull(p);
+        size_t u = fm_heap_usable_size(&heap, p);
+        ck_assert_uint_eq(u + 8, top);
+        memset(p, (int)k + 1, u);
+        fm_heap_free(&heap, p, "test");
+        fm_tcache_settle(&heap);
+        ck_assert_uint_eq(stats().cached, u);
+        /* k ranges below p's, and one byte past the start of the range under that,
+         * so that the request rounds up to the range k below */
+        size_t want = top - k * step - step + 1 - 8;
+        char *q = fm_heap_malloc(&heap, want);
+        ck_assert_ptr_nonnull(q);
+        if (k <= FM_TCACHE_LARGE_UP) {
+            ck_assert_ptr_eq(q, p);
+            ck_assert_uint_eq(fm_heap_usable_size(&heap, q), u);
+            ck_assert_uint_eq(stats().cached, 0);
+            ck_assert_uint_eq(stats().in_use, u);
+            /* written before it was freed (but for the list's two words) */
+            for (size_t i = 2 * sizeof(void *); i < u; i++)
+                ck_assert_int_eq(q[i], (int)k + 1);
+        } else {
+            ck_assert_ptr_ne(q, p);
+            ck_assert_uint_eq(stats().cached, u);
+            ck_assert_uint_lt(fm_heap_usable_size(&heap, q), u);
+        }
+        char *r = fm_heap_malloc(&heap, top + 4 * step); /* above p's range: never p */
+        ck_assert_ptr_nonnull(r);
+        ck_assert_ptr_ne(r, p);
+        fm_heap_free(&heap, r, "test");
+        fm_heap_free(&heap, q, "test");
+        fm_tcache_settle(&heap);
+        fm_heap_trim(&heap);
+        ck_assert_uint_eq(stats().cached, 0);
+    }
+    assert_sound();
+    if (threaded)
+        companion_stop();
+}
+
+START_TEST(large_malloc_takes_from_the_lists_above)
+{
+    open_heap(_i, 64 * MiB);
+    large_malloc_looks_up(false);
+}
+END_TEST
+
+START_TEST(large_malloc_takes_from_the_lists_above_threaded)
+{
+    open_heap(_i, 64 * MiB);
+    large_malloc_looks_up(true);
+}
+END_TEST
+
 START_TEST(smallest_large_strides_not_cached_threaded)
 {
     open_heap(_i, 64 * MiB);
@@ -1765,6 +1831,7 @@ static Suite *tcache_suite(void)
         tcase_add_loop_test_raise_signal(tc, forged_header_of_stride_zero_aborts, SIGABRT, 0, n);
         tcase_add_loop_test(tc, large_blocks_bounded, 0, n);
         tcase_add_loop_test(tc, smallest_large_strides_not_cached, 0, n);
+        tcase_add_loop_test(tc, large_malloc_takes_from_the_lists_above, 0, n);
         tcase_add_loop_test_raise_signal(tc, double_free_of_cached_large_block_aborts, SIGABRT, 0, n);
         tcase_add_loop_test_raise_signal(tc, pointer_into_large_block_aborts, SIGABRT, 0, n);
         tcase_add_loop_test(tc, fork_while_threads_hold_caches, 0, n);
@@ -1783,6 +1850,7 @@ static Suite *tcache_suite(void)
     tcase_add_loop_test_raise_signal(tc, double_free_of_restocked_block_aborts, SIGABRT, 0, n);
     tcase_add_loop_test(tc, large_blocks_reused_without_the_engine, 0, n);
     tcase_add_loop_test(tc, smallest_large_strides_not_cached_threaded, 0, n);
+    tcase_add_loop_test(tc, large_malloc_takes_from_the_lists_above_threaded, 0, n);
     tcase_add_loop_test(tc, cap_exact_with_threads_holding_caches, 0, n);
     tcase_add_loop_test(tc, cap_exact_with_frees_waiting_in_rings, 0, n);
     tcase_add_loop_test(tc, ring_frees_count_at_once_and_settle_at_a_miss, 0, n);
