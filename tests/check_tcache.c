@@ -559,36 +559,27 @@ static void large_lists_shed(bool threaded)
         companion_stop();
 }
 
-START_TEST(large_lists_shed_when_pages_go_back)
-{
-    open_heap(_i, 64 * MiB);
-    large_lists_shed(false);
-}
-END_TEST
+/* Two tests of one body over a heap of cap: name calls fn(false), name_threaded
+ * fn(true), which starts a companion thread so that the frees go through the ring. */
+#define ALONE_AND_THREADED(name, fn, cap)                                                \
+    START_TEST(name)                                                                   \
+    {                                                                                  \
+        open_heap(_i, cap);                                                            \
+        fn(false);                                                                     \
+    }                                                                                  \
+    END_TEST                                                                           \
+    START_TEST(name##_threaded)                                                        \
+    {                                                                                  \
+        open_heap(_i, cap);                                                            \
+        fn(true);                                                                      \
+    }                                                                                  \
+    END_TEST
 
-START_TEST(large_lists_shed_when_pages_go_back_threaded)
-{
-    open_heap(_i, 64 * MiB);
-    large_lists_shed(true);
-}
-END_TEST
-
-START_TEST(full_lists_shed_when_pages_go_back)
-{
-    open_heap(_i, 64 * MiB);
-    lists_shed_when_pages_go_back(false);
-}
-END_TEST
-
-/* With threads too, the frees going through the ring and a full list's batches
- * through the depot: the depot goes back when pages do, and the thread's full lists
- * at its next settling. */
-START_TEST(full_lists_shed_when_pages_go_back_threaded)
-{
-    open_heap(_i, 64 * MiB);
-    lists_shed_when_pages_go_back(true);
-}
-END_TEST
+ALONE_AND_THREADED(large_lists_shed_when_pages_go_back, large_lists_shed, 64 * MiB)
+/* With threads, the frees go through the ring and a full list's batches through the
+ * depot: the depot goes back when pages do, and the thread's full lists at its next
+ * settling. */
+ALONE_AND_THREADED(full_lists_shed_when_pages_go_back, lists_shed_when_pages_go_back, 64 * MiB)
 
 /* The cap stays exact with one thread whose refills stock its cache: blocks of every
  * size are handed out until the cap, and those stocked go back before ENOMEM, so the
@@ -1338,12 +1329,7 @@ static void smallest_large_strides_are_not_cached(bool threaded)
         companion_stop();
 }
 
-START_TEST(smallest_large_strides_not_cached)
-{
-    open_heap(_i, 64 * MiB);
-    smallest_large_strides_are_not_cached(false);
-}
-END_TEST
+ALONE_AND_THREADED(smallest_large_strides_not_cached, smallest_large_strides_are_not_cached, 64 * MiB)
 
 /* A large malloc whose list is empty takes a block from the FM_TCACHE_LARGE_UP lists
  * above it (a block at most that many ranges larger), before the engine; not from a
@@ -1397,26 +1383,7 @@ static void large_malloc_looks_up(bool threaded)
         companion_stop();
 }
 
-START_TEST(large_malloc_takes_from_the_lists_above)
-{
-    open_heap(_i, 64 * MiB);
-    large_malloc_looks_up(false);
-}
-END_TEST
-
-START_TEST(large_malloc_takes_from_the_lists_above_threaded)
-{
-    open_heap(_i, 64 * MiB);
-    large_malloc_looks_up(true);
-}
-END_TEST
-
-START_TEST(smallest_large_strides_not_cached_threaded)
-{
-    open_heap(_i, 64 * MiB);
-    smallest_large_strides_are_not_cached(true);
-}
-END_TEST
+ALONE_AND_THREADED(large_malloc_takes_from_the_lists_above, large_malloc_looks_up, 64 * MiB)
 
 START_TEST(double_free_of_cached_large_block_aborts)
 {
