@@ -11,8 +11,9 @@
 struct fm_heap;
 
 /* Blocks of this stride or less are cached: usable sizes up to 1016 bytes; at most
- * FM_TCACHE_LIMIT of each stride per thread (FM_TCACHE_DEEP for a list that bounces
- * between full and empty, tcache.c "Depth").  The heap's lock is taken once for a
+ * FM_TCACHE_LIMIT of each stride per thread (FM_TCACHE_DEEP, or up to
+ * FM_TCACHE_DEEP_MAX for the smallest strides, for a list that bounces between full
+ * and empty, tcache.c "Depth").  The heap's lock is taken once for a
  * batch of FM_TCACHE_BATCH blocks: a miss takes that many from the engine, and a free
  * that finds its list full gives that many back (tcache.c). */
 #define FM_TCACHE_MAX_STRIDE ((size_t)1024)
@@ -74,6 +75,14 @@ static inline size_t fm_tcache_large_round(size_t s)
  * malloc found it empty) holds up to this many instead (tcache.c, "Depth"). */
 #ifndef FM_TCACHE_DEEP
 #define FM_TCACHE_DEEP (2 * FM_TCACHE_LIMIT)
+#endif
+/* A deepened list of the smallest strides holds more still: up to FM_TCACHE_DEEP_BYTES
+ * of blocks, FM_TCACHE_DEEP_MAX at most (tcache.c, "Depth"). */
+#ifndef FM_TCACHE_DEEP_BYTES
+#define FM_TCACHE_DEEP_BYTES ((size_t)16 * 1024)
+#endif
+#ifndef FM_TCACHE_DEEP_MAX
+#define FM_TCACHE_DEEP_MAX 128
 #endif
 /* While the process has threads, a free is only noted in its thread's ring, and
  * this many are checked and put in their lists together (tcache.c, "The ring"). */
@@ -331,6 +340,10 @@ static inline uint8_t fm_tcache_limit(size_t c)
     return c < FM_TCACHE_NSMALL ? FM_TCACHE_LIMIT : FM_TCACHE_LARGE_LIMIT;
 }
 
+/* Small list c of tc deepened (tcache.c, "Depth"): out of line, a division, and once
+ * a list at most between sheddings. */
+void fm_tcache_deepen(struct fm_tcache *tc, size_t c) FM_HIDDEN;
+
 /* After a miss in this thread's cache for h of a block of stride class c (small or
  * large): the list takes frees up to its limit again, if it was shed; a small list
  * that overflowed since its last miss takes up to FM_TCACHE_DEEP (tcache.c, "Depth"). */
@@ -346,7 +359,7 @@ static inline void fm_tcache_unshed(const struct fm_heap *h, size_t c)
     if (tc->room[c] == 0 || !fm_lock_elided())
         tc->room[c] = FM_TCACHE_LIMIT; /* (a shed list, or threads: see "Depth") */
     else if (tc->overflowed[c])
-        tc->room[c] = FM_TCACHE_DEEP;
+        fm_tcache_deepen(tc, c);
     tc->overflowed[c] = 0;
 }
 

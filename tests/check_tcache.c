@@ -346,8 +346,10 @@ START_TEST(single_threaded_miss_takes_a_batch)
 END_TEST
 
 /* Depth (tcache.c): with one thread, a list that a free found full and a malloc then
- * found empty holds up to FM_TCACHE_DEEP; one that only overflows keeps its limit.
- * Freeing more blocks of a size than a list holds leaves exactly that many cached. */
+ * found empty holds more: FM_TCACHE_DEEP blocks, or for the smallest strides as many
+ * as FM_TCACHE_DEEP_BYTES holds, up to FM_TCACHE_DEEP_MAX; one that only overflows
+ * keeps its limit.  Freeing more blocks of a size than a list holds leaves exactly
+ * that many cached. */
 static uint64_t cached_after_freeing(char **p, int n)
 {
     for (int k = 0; k < n; k++)
@@ -355,35 +357,54 @@ static uint64_t cached_after_freeing(char **p, int n)
     return stats().cached;
 }
 
+static size_t depth_of(size_t usable)
+{
+    size_t n = FM_TCACHE_DEEP_BYTES / fm_block_stride(usable);
+    return n < FM_TCACHE_DEEP ? FM_TCACHE_DEEP : n > FM_TCACHE_DEEP_MAX ? FM_TCACHE_DEEP_MAX : n;
+}
+
 START_TEST(bouncing_list_holds_more)
 {
     open_heap(_i, 64 * MiB);
-    enum { N = FM_TCACHE_DEEP + 8, USABLE = 200 };
-    char *p[N];
-    for (int k = 0; k <= FM_TCACHE_LIMIT; k++)
-        p[k] = fm_heap_malloc(&heap, USABLE);
-    /* the last free finds the list full */
-    ck_assert_uint_eq(cached_after_freeing(p, FM_TCACHE_LIMIT + 1), FM_TCACHE_LIMIT * USABLE);
-    for (int k = 0; k < FM_TCACHE_LIMIT; k++) /* the list, emptied */
-        p[k] = fm_heap_malloc(&heap, USABLE);
-    ck_assert_uint_eq(stats().cached, 0);
-    for (int k = FM_TCACHE_LIMIT; k < N; k++) /* the first is a miss: the list deepens */
-        p[k] = fm_heap_malloc(&heap, USABLE);
-    for (int k = 0; k < N; k++) {
-        ck_assert_ptr_nonnull(p[k]);
-        memset(p[k], k, USABLE);
+    /* the three cases with the defaults: DEEP_MAX, the byte bound (78), DEEP */
+    static const size_t sizes[] = {40, 200, 600};
+    enum { NMAX = FM_TCACHE_DEEP_MAX + 8, OTHER = 1000 };
+    char *p[NMAX];
+    uint64_t deep_bytes = 0;
+    for (size_t z = 0; z < sizeof sizes / sizeof sizes[0]; z++) {
+        const size_t usable = sizes[z], depth = depth_of(usable);
+        const int n = (int)depth + 8;
+        ck_assert_uint_eq(fm_block_stride(usable) - 8, usable); /* usable is what a block gives */
+        for (int k = 0; k <= FM_TCACHE_LIMIT; k++)
+            p[k] = fm_heap_malloc(&heap, usable);
+        /* the last free finds the list full */
+        ck_assert_uint_eq(cached_after_freeing(p, FM_TCACHE_LIMIT + 1) - deep_bytes, FM_TCACHE_LIMIT * usable);
+        for (int k = 0; k < FM_TCACHE_LIMIT; k++) /* the list, emptied */
+            p[k] = fm_heap_malloc(&heap, usable);
+        ck_assert_uint_eq(stats().cached, deep_bytes);
+        for (int k = FM_TCACHE_LIMIT; k < n; k++) /* the first is a miss: the list deepens */
+            p[k] = fm_heap_malloc(&heap, usable);
+        for (int k = 0; k < n; k++) {
+            ck_assert_ptr_nonnull(p[k]);
+            memset(p[k], k, usable);
+        }
+        for (int k = 0; k < n; k++)
+            for (size_t i = 0; i < usable; i++)
+                TU_REQUIRE((unsigned char)p[k][i] == (unsigned char)k, "block %d byte %zu", k, i);
+        ck_assert_uint_eq(cached_after_freeing(p, n) - deep_bytes, depth * usable);
+        deep_bytes += depth * usable;
+        ck_assert_uint_eq(stats().live_blocks, 0);
+        assert_sound();
     }
-    for (int k = 0; k < N; k++)
-        for (int i = 0; i < USABLE; i++)
-            TU_REQUIRE((unsigned char)p[k][i] == (unsigned char)k, "block %d byte %d", k, i);
-    ck_assert_uint_eq(cached_after_freeing(p, N), FM_TCACHE_DEEP * USABLE);
-    ck_assert_uint_eq(stats().live_blocks, 0);
-    assert_sound();
+    ck_assert_uint_eq(depth_of(sizes[0]), FM_TCACHE_DEEP_MAX);
+    ck_assert_uint_gt(depth_of(sizes[1]), FM_TCACHE_DEEP);
+    ck_assert_uint_lt(depth_of(sizes[1]), FM_TCACHE_DEEP_MAX);
+    ck_assert_uint_eq(depth_of(sizes[2]), FM_TCACHE_DEEP);
     /* A list that only overflowed since its last miss keeps the depth it has; a size
      * that never ran dry after overflowing keeps its limit. */
-    for (int k = 0; k < N; k++)
-        p[k] = fm_heap_malloc(&heap, 600);
-    ck_assert_uint_eq(cached_after_freeing(p, N) - FM_TCACHE_DEEP * USABLE, FM_TCACHE_LIMIT * 600);
+    for (int k = 0; k < NMAX; k++)
+        p[k] = fm_heap_malloc(&heap, OTHER);
+    ck_assert_uint_eq(cached_after_freeing(p, NMAX) - deep_bytes, FM_TCACHE_LIMIT * OTHER);
     fm_heap_trim(&heap);
     ck_assert_uint_eq(stats().cached, 0);
     assert_sound();
