@@ -49,6 +49,25 @@ static void postfork_child(void)
     fm_heap_postfork_child(&fm_process_heap);
 }
 
+/* MEMPOPULATE=all: fault in every page of the pool [base, base+cap), committed
+ * already, before the engine is laid over it, so that no allocation takes a page
+ * fault.  One MADV_POPULATE_WRITE; a kernel without it (before Linux 5.14) has each
+ * page written instead.  Not enough memory stops the process, as a cap it cannot
+ * have would. */
+static void populate_all(char *base, size_t cap, const char *size)
+{
+    int e = fm_os_populate(base, cap);
+    if (e == EINVAL) {
+        size_t page = fm_os_page_size();
+        for (size_t off = 0; off < cap; off += page)
+            ((volatile char *)base)[off] = 0;
+        e = 0;
+    }
+    if (e != 0)
+        fm_exit_with(1, "MEMPOPULATE=all: cannot fault in the whole heap of %s (MEMSIZE): %s (%d); "
+                     "lower MEMSIZE", size, fm_errno_name(e), e);
+}
+
 /* Read the options, reserve the range, lay the engine over its start.  Anything
  * refused stops the process: it has not reached main yet. */
 static void make_process_heap(void)
@@ -80,14 +99,20 @@ static void make_process_heap(void)
                      "lower MEMSIZE or raise the address-space limit (ulimit -v)",
                      size, fm_errno_name(e), e);
 
-    size_t first = cap < FIRST_COMMIT ? cap : FIRST_COMMIT;
+    size_t first = o->populate_all || cap < FIRST_COMMIT ? cap : FIRST_COMMIT;
     e = fm_os_commit(base, first);
+    if (e != 0 && o->populate_all)
+        fm_exit_with(1, "MEMPOPULATE=all: cannot commit the whole heap of %s (MEMSIZE): %s (%d); "
+                     "lower MEMSIZE", size, fm_errno_name(e), e);
     if (e != 0)
         fm_exit_with(1, "cannot commit the first %zu bytes of the heap: %s (%d)", first, fm_errno_name(e), e);
+    if (o->populate_all)
+        populate_all(base, cap, size);
     if (fm_heap_init(&fm_process_heap, o->engine, base, cap, 0, first, fm_os_commit, false) != 0)
         fm_exit_with(1, "MEMSIZE=%s is too small for engine %s", size, o->engine->name);
     fm_heap_set_release(&fm_process_heap, (size_t)o->release, FM_RELEASE_BATCH);
-    fm_heap_set_populate(&fm_process_heap, o->populate);
+    /* (every page is in already: nothing for populate-ahead to do) */
+    fm_heap_set_populate(&fm_process_heap, o->populate && !o->populate_all);
     /* the one heap with thread caches in libfastmem.so: the exported malloc and free
      * take a thread's cache for this heap's without looking (preload.c) */
     fm_tcache_setup(&fm_process_heap);

@@ -111,6 +111,7 @@ static size_t expect_switch(char *buf, size_t size)
 
 static int set_release(const char *v, struct fm_options *o)
 {
+    o->release_set = true;
     bool on;
     uint64_t m;
     if (fm_parse_switch(v, &on) == 0 && !on) {
@@ -130,7 +131,18 @@ static size_t expect_release(char *buf, size_t size)
 
 static int set_populate(const char *v, struct fm_options *o)
 {
+    o->populate_all = fm_str_ieq(v, "all");
+    if (o->populate_all) {
+        o->populate = true;
+        return 0;
+    }
     return fm_parse_switch(v, &o->populate);
+}
+
+static size_t expect_populate(char *buf, size_t size)
+{
+    size_t n = expect_switch(buf, size);
+    return n + fm_format(buf + n, size - n, ", or all");
 }
 
 static const struct option {
@@ -142,7 +154,7 @@ static const struct option {
     {"MEMSIZE", set_memsize, expect_memsize},
     {"MEMSTATS", set_stats, expect_switch},
     {"MEMRELEASE", set_release, expect_release},
-    {"MEMPOPULATE", set_populate, expect_switch},
+    {"MEMPOPULATE", set_populate, expect_populate},
 };
 
 /* Copy value for a message: at most 64 bytes, control bytes shown as '?', so the
@@ -169,6 +181,8 @@ int fm_options_load(struct fm_options *o, const char *(*getenv_fn)(const char *)
     o->stats = false;
     o->release = FM_RELEASE_DEFAULT;
     o->populate = true;
+    o->populate_all = false;
+    o->release_set = false;
     for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
         const char *v = getenv_fn(options[i].name);
         if (v == NULL || options[i].set(v, o) == 0)
@@ -179,5 +193,28 @@ int fm_options_load(struct fm_options *o, const char *(*getenv_fn)(const char *)
         options[i].expected(err + n, errlen - n);
         return -1;
     }
+    /* MEMPOPULATE=all makes the whole pool resident at start: of a size the user
+     * chose, and kept resident (no free run goes back) */
+    if (o->populate_all && !o->memsize_set) {
+        fm_format(err, errlen, "MEMPOPULATE=all needs MEMSIZE: it faults in the whole pool at start, "
+                               "and the default pool is the size of physical memory");
+        return -1;
+    }
+    uint64_t phys = fm_os_physical_memory();
+    if (o->populate_all && phys != 0 && o->memsize > phys) {
+        char want[32], have[32];
+        fm_format_size(want, sizeof want, o->memsize);
+        fm_format_size(have, sizeof have, phys);
+        fm_format(err, errlen, "MEMPOPULATE=all would make MEMSIZE=%s resident, more than this "
+                               "machine's memory (%s)", want, have);
+        return -1;
+    }
+    if (o->populate_all && o->release_set && o->release != 0) {
+        fm_format(err, errlen, "MEMPOPULATE=all keeps the whole pool resident: MEMRELEASE must be "
+                               "unset, 0 or off");
+        return -1;
+    }
+    if (o->populate_all)
+        o->release = 0;
     return 0;
 }

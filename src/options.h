@@ -5,7 +5,8 @@
  *   MEMSTATS  print the statistics report at exit: 0 or 1     default: 0
  *   MEMRELEASE  free runs this large go back to the kernel    default: 256K
  *   MEMPOPULATE  fault in fresh pages ahead of allocations:  default: 1
- *             0 or 1
+ *             0 or 1; all: the whole pool at start (needs MEMSIZE, and turns
+ *             MEMRELEASE off)
  *
  * A value that cannot be understood is refused: the caller prints the message and
  * stops the program, because a cap the user asked for and did not get is worse than a
@@ -27,6 +28,8 @@ struct fm_options {
     bool stats;
     uint64_t release; /* MEMRELEASE in bytes; 0: never (only malloc_trim) */
     bool populate;    /* MEMPOPULATE: populate-ahead (heap.c) */
+    bool populate_all; /* MEMPOPULATE=all: the whole pool faulted in at start (init.c) */
+    bool release_set;  /* MEMRELEASE was given */
 };
 
 #define FM_RELEASE_DEFAULT ((uint64_t)256 * 1024)

@@ -4,6 +4,7 @@
 
 #include "diag.h"
 #include "options.h"
+#include "os.h"
 
 /* A fake environment: NULL-terminated name/value pairs. */
 static const char *const *fake_env;
@@ -181,6 +182,8 @@ START_TEST(refused_environment)
         {"MEMPOPULATE", "2", "expected 0 or 1 (also no/yes, off/on, false/true)"},
         {"MEMPOPULATE", "", "expected 0 or 1"},
         {"MEMPOPULATE", "64K", "expected 0 or 1"},
+        {"MEMPOPULATE", "al", "expected 0 or 1 (also no/yes, off/on, false/true), or all"},
+        {"MEMPOPULATE", "allx", "or all"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         const char *env[] = {bad[i].name, bad[i].value, NULL};
@@ -190,6 +193,54 @@ START_TEST(refused_environment)
         snprintf(want, sizeof want, "%s='%s' is not accepted: ", bad[i].name, bad[i].value);
         ck_assert_msg(strncmp(err, want, strlen(want)) == 0, "got: %s", err);
         ck_assert_msg(strstr(err, bad[i].expected) != NULL, "got: %s", err);
+        ck_assert_ptr_null(strchr(err, '\n'));
+    }
+}
+END_TEST
+
+/* MEMPOPULATE=all (any case): the whole pool resident at start, so only with a
+ * MEMSIZE that the machine can hold, and never with pages going back (MEMRELEASE
+ * off, whatever its default); a combination that cannot be had is refused in one
+ * line naming both variables. */
+START_TEST(populate_all)
+{
+    struct fm_options o;
+    char err[512];
+    static const char *const ok[] = {"MEMSIZE", "64M", "MEMPOPULATE", "All", NULL};
+    ck_assert_int_eq(load(&o, err, sizeof err, ok), 0);
+    ck_assert(o.populate_all);
+    ck_assert(o.populate);
+    ck_assert_uint_eq(o.release, 0); /* turned off: the default would give pages back */
+    ck_assert_uint_eq(o.memsize, 64u << 20);
+    static const char *const off[] = {"MEMSIZE", "64M", "MEMPOPULATE", "ALL", "MEMRELEASE", "off", NULL};
+    ck_assert_int_eq(load(&o, err, sizeof err, off), 0);
+    ck_assert(o.populate_all);
+    ck_assert_uint_eq(o.release, 0);
+    static const char *const one[] = {"MEMSIZE", "64M", "MEMPOPULATE", "1", NULL};
+    ck_assert_int_eq(load(&o, err, sizeof err, one), 0);
+    ck_assert(!o.populate_all);
+    ck_assert_uint_eq(o.release, FM_RELEASE_DEFAULT);
+
+    static const char *const nosize[] = {"MEMPOPULATE", "all", NULL};
+    ck_assert_int_eq(load(&o, err, sizeof err, nosize), -1);
+    ck_assert_msg(strstr(err, "MEMPOPULATE=all needs MEMSIZE") == err, "got: %s", err);
+    ck_assert_ptr_null(strchr(err, '\n'));
+    static const char *const rel[] = {"MEMSIZE", "64M", "MEMPOPULATE", "all", "MEMRELEASE", "1M", NULL};
+    ck_assert_int_eq(load(&o, err, sizeof err, rel), -1);
+    ck_assert_msg(strstr(err, "MEMPOPULATE=all keeps the whole pool resident: MEMRELEASE must be") == err,
+                  "got: %s", err);
+    /* more than the machine has: named with both sizes */
+    uint64_t phys = fm_os_physical_memory();
+    if (phys != 0 && phys < FM_MEMSIZE_MAX) {
+        char size[32], want[128];
+        snprintf(size, sizeof size, "%lluK", (unsigned long long)(phys / 1024 + 1));
+        const char *big[] = {"MEMSIZE", size, "MEMPOPULATE", "all", NULL};
+        ck_assert_int_eq(load(&o, err, sizeof err, big), -1);
+        char have[32];
+        fm_format_size(have, sizeof have, phys);
+        snprintf(want, sizeof want, "more than this machine's memory (%s)", have);
+        ck_assert_msg(strstr(err, "MEMPOPULATE=all would make MEMSIZE=") == err, "got: %s", err);
+        ck_assert_msg(strstr(err, want) != NULL, "got: %s", err);
         ck_assert_ptr_null(strchr(err, '\n'));
     }
 }
@@ -256,6 +307,7 @@ int main(void)
     tcase_add_test(tc, defaults);
     tcase_add_test(tc, accepted_environment);
     tcase_add_test(tc, refused_environment);
+    tcase_add_test(tc, populate_all);
     tcase_add_test(tc, refused_value_is_quoted_safely);
     tcase_add_test(tc, first_error_wins);
     tcase_add_test(tc, formatter);
