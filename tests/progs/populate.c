@@ -45,14 +45,8 @@ static int all(long mib)
     struct rusage a, b;
     static unsigned char *p[N];
     getrusage(RUSAGE_SELF, &a);
-    for (int i = 0; i < N; i++) {
-        p[i] = malloc(SIZE);
-        if (p[i] == NULL) {
-            printf("FAIL: malloc %d\n", i);
-            return 1;
-        }
-        memset(p[i], i & 0xff, SIZE);
-    }
+    if (!fill_blocks(p, N, SIZE))
+        return 1;
     getrusage(RUSAGE_SELF, &b);
     long faults = b.ru_minflt - a.ru_minflt + b.ru_majflt - a.ru_majflt;
     int intact = 1;

@@ -100,14 +100,8 @@ int main(int argc, char **argv)
         return sessions();
     int kept = argc > 1 && strcmp(argv[1], "kept") == 0;
     static unsigned char *p[N];
-    for (int i = 0; i < N; i++) {
-        p[i] = malloc(SIZE);
-        if (p[i] == NULL) {
-            printf("FAIL: malloc %d\n", i);
-            return 1;
-        }
-        memset(p[i], i & 0xff, SIZE);
-    }
+    if (!fill_blocks(p, N, SIZE))
+        return 1;
     long before = rss_kib();
     for (int i = 0; i < N; i++)
         if (i % 100 != 0) {
