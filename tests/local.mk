@@ -9,6 +9,7 @@ AM_TESTS_ENVIRONMENT = \
 	FASTMEM_LIB='$(abs_top_builddir)/src/.libs/libfastmem.so'; export FASTMEM_LIB; \
 	FASTMEM_ENGINES='$(FASTMEM_ENGINES)'; export FASTMEM_ENGINES; \
 	FASTMEM_PROGS='$(abs_top_builddir)/tests/progs'; export FASTMEM_PROGS; \
+	FASTMEM_CLI='$(abs_top_builddir)/scripts/fastmem'; export FASTMEM_CLI; \
 	FASTMEM_TESTS_SRCDIR='$(abs_top_srcdir)/tests'; export FASTMEM_TESTS_SRCDIR; \
 	FASTMEM_SANITIZERS='$(FM_SANITIZERS_VALUE)'; export FASTMEM_SANITIZERS;
 

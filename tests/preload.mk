@@ -56,6 +56,7 @@ PRELOAD_TESTS = \
 	tests/preload_cap.sh \
 	tests/preload_release.sh \
 	tests/preload_populate.sh \
+	tests/fastmem_cli.sh \
 	tests/preload_qm.sh \
 	tests/preload_threads.sh \
 	tests/preload_programs.sh \
