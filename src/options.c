@@ -157,6 +157,34 @@ static const struct option {
     {"MEMPOPULATE", set_populate, expect_populate},
 };
 
+/* MEMPOPULATE=all makes the whole pool resident at start: of a size the user chose
+ * and the machine can hold, and kept resident (no free run goes back, so MEMRELEASE
+ * is turned off).  0, or -1 with the message in err. */
+static int check_populate_all(struct fm_options *o, char *err, size_t errlen)
+{
+    if (!o->memsize_set) {
+        fm_format(err, errlen, "MEMPOPULATE=all needs MEMSIZE: it faults in the whole pool at start, "
+                               "and the default pool is the size of physical memory");
+        return -1;
+    }
+    uint64_t phys = fm_os_physical_memory();
+    if (phys != 0 && o->memsize > phys) {
+        char want[32], have[32];
+        fm_format_size(want, sizeof want, o->memsize);
+        fm_format_size(have, sizeof have, phys);
+        fm_format(err, errlen, "MEMPOPULATE=all would make MEMSIZE=%s resident, more than this "
+                               "machine's memory (%s)", want, have);
+        return -1;
+    }
+    if (o->release_set && o->release != 0) {
+        fm_format(err, errlen, "MEMPOPULATE=all keeps the whole pool resident: MEMRELEASE must be "
+                               "unset, 0 or off");
+        return -1;
+    }
+    o->release = 0;
+    return 0;
+}
+
 /* Copy value for a message: at most 64 bytes, control bytes shown as '?', so the
  * message stays one line whatever the environment holds. */
 static void quote(char *buf, size_t size, const char *v)
@@ -193,28 +221,5 @@ int fm_options_load(struct fm_options *o, const char *(*getenv_fn)(const char *)
         options[i].expected(err + n, errlen - n);
         return -1;
     }
-    /* MEMPOPULATE=all makes the whole pool resident at start: of a size the user
-     * chose, and kept resident (no free run goes back) */
-    if (o->populate_all && !o->memsize_set) {
-        fm_format(err, errlen, "MEMPOPULATE=all needs MEMSIZE: it faults in the whole pool at start, "
-                               "and the default pool is the size of physical memory");
-        return -1;
-    }
-    uint64_t phys = fm_os_physical_memory();
-    if (o->populate_all && phys != 0 && o->memsize > phys) {
-        char want[32], have[32];
-        fm_format_size(want, sizeof want, o->memsize);
-        fm_format_size(have, sizeof have, phys);
-        fm_format(err, errlen, "MEMPOPULATE=all would make MEMSIZE=%s resident, more than this "
-                               "machine's memory (%s)", want, have);
-        return -1;
-    }
-    if (o->populate_all && o->release_set && o->release != 0) {
-        fm_format(err, errlen, "MEMPOPULATE=all keeps the whole pool resident: MEMRELEASE must be "
-                               "unset, 0 or off");
-        return -1;
-    }
-    if (o->populate_all)
-        o->release = 0;
-    return 0;
+    return o->populate_all ? check_populate_all(o, err, errlen) : 0;
 }
