@@ -201,8 +201,8 @@ static bool grow(struct fm_heap *h, size_t need)
  * a page the program may never have touched.  So when a block of up to
  * POPULATE_SMALL ends past the pages already faulted in, the private heap faults in
  * its pages and the next POPULATE_AHEAD bytes with one MADV_POPULATE_WRITE (about as
- * much a page as a fault, but one call for 32 pages and more).  The pages are the same; what changes
- * is how many calls pay for them: in the latency workload, ~700 mallocs in a million
+ * much a page as a fault, but one call for 32 pages and more).  The pages are the
+ * same; what changes is how many calls pay for them: in the latency workload, ~700 mallocs in a million
  * took a fault with 16 KiB blocks and 64 KiB ahead (the blocks of 16-64 KiB the
  * program wrote only at their ends left untouched pages inside the heap, for later
  * splits to fault on), and ~70 populates with these values, malloc p99.99 3.3 ->

@@ -134,14 +134,15 @@
  * range's list, and on a miss asks the engine for exactly that, so the head of the
  * list always fits and the block goes back to the list it will be looked for in.
  * The rounding costs at most 1/16 of a block (the engine's own split rule already
- * leaves up to 1/8).  A malloc whose list is empty takes the head of the next list
- * up (FM_TCACHE_LARGE_UP lists, 1) before the engine: a block at most two ranges,
- * 1/8, larger than asked.  With ~2 blocks a list (4 MiB over 48 ranges, churn), the
- * lists ran dry often: churn's engine visits for large mallocs 67,500 -> 27,300
- * (17,000 looking two up, 10,700 four), its instructions a call 44.5 -> 42.4, RSS in
- * fragment and release unchanged.  So the first list a large malloc looks in starts at 1088, and
+ * leaves up to 1/8).  So the first list a large malloc looks in starts at 1088, and
  * a block of a stride between 1 KiB and that (from calloc, realloc or memalign, which
  * take strides as they come) is not cached: no malloc would take it from its list.
+ * A malloc whose list is empty takes the head of the next list up
+ * (FM_TCACHE_LARGE_UP lists, 1) before the engine: a block at most two ranges, 1/8,
+ * larger than asked.  With ~2 blocks a list (4 MiB over 48 ranges, churn), the lists
+ * ran dry often: churn's engine visits for large mallocs 67,500 -> 27,300 (17,000
+ * looking two up, 10,700 four), its instructions a call 44.5 -> 42.4, RSS in
+ * fragment and release unchanged.
  * A thread holds at most FM_TCACHE_LARGE_LIMIT (16) blocks of a range and
  * FM_TCACHE_LARGE_BYTES of large blocks in all; they count against the cap and are
  * flushed like the rest.  The byte bound is what limits the memory: 16 a range

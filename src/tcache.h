@@ -346,7 +346,7 @@ void fm_tcache_deepen(struct fm_tcache *tc, size_t c) FM_HIDDEN;
 
 /* After a miss in this thread's cache for h of a block of stride class c (small or
  * large): the list takes frees up to its limit again, if it was shed; a small list
- * that overflowed since its last miss takes up to FM_TCACHE_DEEP (tcache.c, "Depth"). */
+ * that overflowed since its last miss is deepened (fm_tcache_deepen; tcache.c, "Depth"). */
 static inline void fm_tcache_unshed(const struct fm_heap *h, size_t c)
 {
     struct fm_tcache *tc = fm_tcache_mine;
