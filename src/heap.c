@@ -202,11 +202,11 @@ static bool grow(struct fm_heap *h, size_t need)
  * POPULATE_SMALL ends past the pages already faulted in, the private heap faults in
  * its pages and the next POPULATE_AHEAD bytes with one MADV_POPULATE_WRITE (about as
  * much a page as a fault, but one call for 32 pages and more).  The pages are the
- * same; what changes is how many calls pay for them: in the latency workload, ~700 mallocs in a million
- * took a fault with 16 KiB blocks and 64 KiB ahead (the blocks of 16-64 KiB the
- * program wrote only at their ends left untouched pages inside the heap, for later
- * splits to fault on), and ~70 populates with these values, malloc p99.99 3.3 ->
- * 1.0 us (bench/README).  Larger blocks are left alone: a program may never touch
+ * same; what changes is how many calls pay for them: in the latency workload, ~700
+ * mallocs in a million took a fault with 16 KiB blocks and 64 KiB ahead (the blocks
+ * of 16-64 KiB the program wrote only at their ends left untouched pages inside the
+ * heap, for later splits to fault on), and ~70 populates with these values, malloc
+ * p99.99 3.3 -> 1.0 us (bench/README).  Larger blocks are left alone: a program may never touch
  * most of one, and RSS should say what it uses.  What it costs: RSS counts the whole
  * of a block of up to 64 KiB taken from fresh memory, written or not, and up to
  * POPULATE_AHEAD past the heap's last one; MEMPOPULATE=0 turns it all off, for a
