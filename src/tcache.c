@@ -63,8 +63,9 @@
  * a full list never changes (a free into it goes to the engine).  So when the engine
  * gives pages back (MEMRELEASE), a one-thread process's cache sheds, at the next free
  * that reaches the engine (heap.c, shed): its full lists, the ones more was freed into
- * than taken from, up to SHED_BUDGET blocks each time, go to the engine in address
- * order, and each is closed (room 0) until its size misses again, so frees of that
+ * than taken from, go to the engine in address order, whole lists until SHED_BUDGET
+ * (64) blocks have gone (one shedding may take 191, the last list a deepened one of
+ * 128), and each is closed (room 0) until its size misses again, so frees of that
  * size go to the engine meanwhile, as they did while the list was full.  Large lists
  * are shed whenever they hold a block: one large block keeps up to 64 KiB of a run,
  * and a list need not be full to hold many (shedding only full ones, or all when the
@@ -926,8 +927,9 @@ static inline bool overfull(const struct fm_tcache *tc, size_t c)
     return tc->count[c] > 0;
 }
 
-/* Heap lock held, tc not seized: tc's overfull lists, up to SHED_BUDGET blocks from
- * where the last shedding stopped, to the engine, each closed until its next miss. */
+/* Heap lock held, tc not seized: tc's overfull lists, from where the last shedding
+ * stopped, to the engine, each whole and closed until its next miss, until SHED_BUDGET
+ * blocks or more have gone. */
 static void shed_lists(struct fm_heap *h, struct fm_tcache *tc)
 {
     size_t budget = SHED_BUDGET;
