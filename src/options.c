@@ -190,7 +190,7 @@ static int check_populate_all(struct fm_options *o, char *err, size_t errlen)
 static void quote(char *buf, size_t size, const char *v)
 {
     size_t i = 0, n = 0;
-    for (; v[i] && i < 64 && n + 4 < size; i++)
+    for (; i < 64 && v[i] && n + 4 < size; i++)
         buf[n++] = ((unsigned char)v[i] < 0x20 || v[i] == 0x7f) ? '?' : v[i];
     if (v[i] && n + 4 < size) {
         buf[n++] = '.';
