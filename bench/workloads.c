@@ -35,12 +35,16 @@
  * written when allocated and checked before it is freed, as a program would use it,
  * so an allocator cannot win by leaving pages untouched.
  *
- * Bookkeeping arrays are allocated and touched before the clock starts.
+ * Bookkeeping arrays are allocated and touched before the clock starts.  latency
+ * marks its timed loop for strace with a getpid() before it and a getppid() after,
+ * so that the system calls the allocator makes inside the loop can be told from its
+ * warm-up and teardown (bench/README: what sets malloc max).
  */
 #define _GNU_SOURCE
 #include "rng.h"
 
 #include <pthread.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -386,6 +390,7 @@ static void latency(size_t scale)
     size_t *sz = xcalloc(live, sizeof *sz);
     uint32_t *tm = xcalloc(ops, sizeof *tm), *tf = xcalloc(ops, sizeof *tf);
     fill_live(p, sz, live);
+    syscall(SYS_getpid); /* the loop's start and end, for strace (above) */
     for (size_t k = 0; k < ops; k++) {
         size_t i = rng() % live;
         check(p[i], sz[i], (unsigned char)i);
@@ -399,6 +404,7 @@ static void latency(size_t scale)
         tf[k] = (uint32_t)(b - a);
         tm[k] = (uint32_t)(c - b);
     }
+    syscall(SYS_getppid);
     for (size_t i = 0; i < live; i++)
         free(p[i]);
     qsort(tm, ops, sizeof *tm, cmp_u32);
