@@ -206,11 +206,13 @@ static bool grow(struct fm_heap *h, size_t need)
  * mallocs in a million took a fault with 16 KiB blocks and 64 KiB ahead (the blocks
  * of 16-64 KiB the program wrote only at their ends left untouched pages inside the
  * heap, for later splits to fault on), and ~70 populates with these values, malloc
- * p99.99 3.3 -> 1.0 us (bench/README).  Larger blocks are left alone: a program may never touch
- * most of one, and RSS should say what it uses.  What it costs: RSS counts the whole
- * of a block of up to 64 KiB taken from fresh memory, written or not, and up to
- * POPULATE_AHEAD past the heap's last one; MEMPOPULATE=0 turns it all off, for a
- * program that keeps many such blocks mostly unwritten.  Building with
+ * p99.99 3.3 -> 1.0 us (bench/README).  Larger blocks are left alone: a program may
+ * never touch most of one, and RSS should say what it uses.  What it costs: RSS
+ * counts the whole of a block of up to 64 KiB taken from fresh memory, written or
+ * not, and up to POPULATE_AHEAD past the heap's last one; and the call that
+ * populates, up to ~48 pages, is the slowest malloc while the heap grows (its max,
+ * bench/README).  MEMPOPULATE=0 turns it all off, for a program that keeps many such
+ * blocks mostly unwritten.  Building with
  * -DFM_POPULATE_SMALL= and -DFM_POPULATE_AHEAD= measures other values. */
 #ifndef FM_POPULATE_SMALL
 #define FM_POPULATE_SMALL ((size_t)64 * 1024)

@@ -64,16 +64,16 @@
  * gives pages back (MEMRELEASE), a one-thread process's cache sheds, at the next free
  * that reaches the engine (heap.c, shed): its full lists, the ones more was freed into
  * than taken from, go to the engine in address order, whole lists until SHED_BUDGET
- * (64) blocks have gone (one shedding may take 191, the last list a deepened one of
- * 128), and each is closed (room 0) until its size misses again, so frees of that
- * size go to the engine meanwhile, as they did while the list was full.  Large lists
- * are shed whenever they hold a block: one large block keeps up to 64 KiB of a run,
- * and a list need not be full to hold many (shedding only full ones, or all when the
- * thread held its bound of large bytes, kept 78 MiB of the release workload
- * resident; shedding every one keeps 67, at the same latency and churn).  With
- * threads, the free that gave pages back sheds the depot's batches (the oldest
- * frees of full lists, spread like them), SHED_BUDGET blocks at a time, a stride
- * after another, and bumps the heap's shed_epoch;
+ * blocks have gone (by default 64, so one shedding may take 191, the last list a
+ * deepened one of 128), and each is closed (room 0) until its size misses again, so
+ * frees of that size go to the engine meanwhile, as they did while the list was
+ * full.  Large lists are shed whenever they hold a block: one large block keeps up to
+ * 64 KiB of a run, and a list need not be full to hold many (shedding only full ones,
+ * or all when the thread held its bound of large bytes, kept 78 MiB of the release
+ * workload resident; shedding every one keeps 67, at the same latency and churn).  With
+ * threads, the free that gave pages back sheds the depot's batches (the oldest frees
+ * of full lists, spread like them), SHED_BUDGET blocks at a time, a stride after
+ * another, and bumps the heap's shed_epoch;
  * each thread sheds its own lists at its next settling that sees the epoch moved
  * (its own cache, entered after the heap's lock, never seized from inside a flush),
  * and a closed list's frees stay in the ring for the heap's lock and the engine.
