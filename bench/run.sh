@@ -45,7 +45,7 @@ for w in $workloads; do
         for a in $usable; do
             out=$(env ${preload[$a]:+LD_PRELOAD=${preload[$a]}} ${engine[$a]:+MEMMNG=${engine[$a]}} \
                 "$bin" "$w" "$scale") || { echo "run.sh: $a failed on $w" >&2; exit 1; }
-            echo "alloc=$a $out" >>"$results"
+            printf '%s\n' "$out" | sed "s/^/alloc=$a /" >>"$results"
         done
     done
 done
@@ -85,6 +85,13 @@ END {
             for (j = 1; j <= na; j++) {
                 a = al[j]
                 printf "| %-9s | %10d | %10d | %13d | %10d | %10d | %10d | %12d | %10d |\n", a, median(val[w, a, "malloc_p50"]), median(val[w, a, "malloc_p99"]), median(val[w, a, "malloc_p9999"]), median(val[w, a, "malloc_max"]), median(val[w, a, "free_p50"]), median(val[w, a, "free_p99"]), median(val[w, a, "free_p9999"]), median(val[w, a, "free_max"])
+            }
+        } else if (w == "release-contended") {
+            printf "| %-9s | %8s | %12s | %9s | %9s | %10s | %10s |\n", "allocator", "free ns", "after frees", "pair p50", "pair p99", "pair p99.9", "pair max"
+            printf "|-----------|----------|--------------|-----------|-----------|------------|------------|\n"
+            for (j = 1; j <= na; j++) {
+                a = al[j]; o = w "-other"
+                printf "| %-9s | %8.1f | %12.1f | %9d | %9d | %10d | %10d |\n", a, median(val[o, a, "free_ns"]), median(val[w, a, "rss_after_mib"]), median(val[o, a, "pair_p50"]), median(val[o, a, "pair_p99"]), median(val[o, a, "pair_p999"]), median(val[o, a, "pair_max"])
             }
         } else if (w ~ /^release/) {
             printf "| %-9s | %8s | %8s | %11s | %8s | %12s | %12s | %12s | %11s |\n", "allocator", "free p50", "free p99", "free p99.99", "free max", "RSS peak MiB", "after frees", "after more", "live MiB"

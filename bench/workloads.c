@@ -27,6 +27,11 @@
  *                 random order, every free timed; RSS before and after, and after
  *                 200,000 more calls among the survivors (memory an allocator gives
  *                 back later, on later calls)
+ *   release-threaded  the same, with a second thread that only sleeps
+ *   release-contended  the same, the frees untimed, with a second thread timing
+ *                 pairs of a ~100 KB malloc and its free from the first free to the
+ *                 end: a second line, workload=release-contended-other, with the
+ *                 frees' mean (free_ns) and the pairs' p50, p99, p99.9 and max
  *
  * Keys: ns_per_call (all malloc and free calls; for larson, per replacement in one
  * thread; for prodcons, per block), malloc_ns and free_ns (the two
@@ -427,6 +432,36 @@ static void *idle_thread(void *arg)
     return NULL;
 }
 
+/* release-contended: the same, its frees untimed (as fast as they go: free_ns, the
+ * phase over its frees), with a second thread that, from the first of the frees to the
+ * last of the final teardown, makes pairs of a malloc of ~100 KB (past every
+ * allocator's small-block caches, so each reaches the shared heap) and its free, every
+ * pair timed, 2 us apart: what a thread that needs the heap meets while another gives
+ * a large heap back. */
+enum { CONTEND_MAX = 1 << 20 };
+static atomic_int contend_phase; /* 0 building, 1 freeing, 2 done */
+static uint32_t *contend_t;
+static size_t contend_n;
+
+static void *contender(void *arg)
+{
+    (void)arg;
+    uint64_t state = 0x1234567;
+    while (atomic_load(&contend_phase) == 0)
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    while (atomic_load(&contend_phase) == 1 && contend_n < CONTEND_MAX) {
+        size_t n = 100000 + rng_next(&state) % 1000;
+        double a = now_ns();
+        unsigned char *volatile q = must_malloc(n);
+        q[0] = 1;
+        free(q);
+        contend_t[contend_n++] = (uint32_t)(now_ns() - a);
+        for (double until = now_ns() + 2000; now_ns() < until;)
+            ;
+    }
+    return NULL;
+}
+
 /* A service after a burst: its heap grew to 256 MiB of sessions (about 50 blocks of
  * mixed sizes each, allocated together), then nine sessions in ten end and their
  * blocks are freed in random order.  How much of the freed memory goes back to the
@@ -439,6 +474,12 @@ static void release(const char *name, size_t scale)
     void **p = xcalloc(cap, sizeof *p);
     size_t *sz = xcalloc(cap, sizeof *sz);
     uint32_t *order = xcalloc(cap, sizeof *order), *tf = xcalloc(cap, sizeof *tf);
+    bool contended = strcmp(name, "release-contended") == 0;
+    pthread_t other;
+    if (contended) {
+        contend_t = xcalloc(CONTEND_MAX, sizeof *contend_t);
+        pthread_create(&other, NULL, contender, NULL);
+    }
     uint64_t base = rss_now();
     while (bytes < target && n + per <= cap) {
         for (size_t k = 0; k < per; k++, n++) {
@@ -460,14 +501,22 @@ static void release(const char *name, size_t scale)
         }
     }
     shuffle(order, nf);
+    atomic_store(&contend_phase, 1);
+    double phase = now_ns();
     for (size_t j = 0; j < nf; j++) {
         size_t i = order[j];
         check(p[i], sz[i], (unsigned char)i);
+        if (contended) { /* as fast as it can: the other thread's times are the point */
+            free(p[i]);
+            p[i] = NULL;
+            continue;
+        }
         double a = now_ns();
         free(p[i]);
         tf[j] = (uint32_t)(now_ns() - a);
         p[i] = NULL;
     }
+    phase = now_ns() - phase;
     uint64_t after = rss_now();
     /* Later calls: survivors' small blocks replaced, the live size unchanged. */
     for (size_t k = 0, i = 0; k < 100000; k++) {
@@ -482,6 +531,9 @@ static void release(const char *name, size_t scale)
     uint64_t later = rss_now();
     for (size_t i = 0; i < n; i++)
         free(p[i]);
+    atomic_store(&contend_phase, 2);
+    if (contended)
+        pthread_join(other, NULL);
     qsort(tf, nf, sizeof *tf, cmp_u32);
     double mib = 1024.0 * 1024.0;
     printf("workload=%s calls=%zu free_p50=%u free_p99=%u free_p9999=%u free_max=%u "
@@ -489,12 +541,19 @@ static void release(const char *name, size_t scale)
            name, nf, pct(tf, nf, 0.5), pct(tf, nf, 0.99), pct(tf, nf, 0.9999), tf[nf - 1],
            (double)(before - base) / mib, (double)(after - base) / mib, (double)(later - base) / mib,
            (double)kept / mib);
+    if (contended && contend_n > 0) {
+        qsort(contend_t, contend_n, sizeof *contend_t, cmp_u32);
+        printf("workload=%s-other calls=%zu free_ns=%.1f pair_p50=%u pair_p99=%u pair_p999=%u "
+               "pair_max=%u\n", name, contend_n, phase / (double)nf, pct(contend_t, contend_n, 0.5),
+               pct(contend_t, contend_n, 0.99), pct(contend_t, contend_n, 0.999),
+               contend_t[contend_n - 1]);
+    }
 }
 
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: workloads same-inorder|same-random|churn|fragment|larson|prodcons|latency|release|release-threaded [SCALE]\n");
+        fprintf(stderr, "usage: workloads same-inorder|same-random|churn|fragment|larson|prodcons|latency|release|release-threaded|release-contended [SCALE]\n");
         return 2;
     }
     size_t scale = argc > 2 ? strtoul(argv[2], NULL, 10) : 1;
@@ -515,6 +574,8 @@ int main(int argc, char **argv)
     else if (strcmp(argv[1], "latency") == 0)
         latency(scale);
     else if (strcmp(argv[1], "release") == 0)
+        release(argv[1], scale);
+    else if (strcmp(argv[1], "release-contended") == 0)
         release(argv[1], scale);
     else if (strcmp(argv[1], "release-threaded") == 0) {
         pthread_t t; /* idle: the process has threads, and the allocator knows it */
