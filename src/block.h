@@ -257,7 +257,7 @@ FM_NOINLINE static void pool_purge(struct pool *p, uint64_t keep)
         uint64_t over = p->pend_bytes - keep;
         if (hi - lo > over)
             hi = lo + fm_align_up(over, g);
-        p->release(p->release_arg, (void *)lo, hi - lo);
+        p->release->give(p->release->arg, (void *)lo, hi - lo);
         if (hi == e->hi) {
             uintptr_t a = 0, z = 0;
             pend_take(p, m, &a, &z);
@@ -332,6 +332,17 @@ static inline void mark_released(struct pool *p, block_t *m, uintptr_t lo, uintp
     pend_add(p, m, lo, hi);
 }
 
+/* Released free block m is about to be handed out, and written: pages of it given
+ * back may still be on their way (the heap makes that system call after its lock,
+ * heap.c), and must be gone before anything is written there.  The engine's lock is
+ * held, so no release can be owed anew meanwhile: a count of 0 read now stays 0. */
+static inline void released_reused(struct pool *p, block_t *m)
+{
+    const struct fm_release_ops *r = p->release;
+    if (r && r->owed && __atomic_load_n(r->owed, __ATOMIC_RELAXED) != 0)
+        r->wait(r->arg, m, bsize(m));
+}
+
 /* Free block m stops being released (too small now, or handed out): off the list. */
 static inline void unrelease(struct pool *p, block_t *m)
 {
@@ -403,6 +414,7 @@ static inline bool take_released(struct pool *p, block_t *b, uintptr_t *lo, uint
     *lo = *hi = 0;
     if (!(b->size & F_RELEASED))
         return false;
+    released_reused(p, b);
     pend_take(p, b, lo, hi);
     return true;
 }
@@ -537,12 +549,11 @@ static inline void pool_grow(void *eng, size_t bytes)
 }
 
 static inline void pool_set_release(void *eng, size_t min, size_t batch, size_t page,
-                                    void (*fn)(void *arg, void *start, size_t len), void *arg)
+                                    const struct fm_release_ops *ops)
 {
     struct pool *p = eng;
     p->page = page;
-    p->release = fn;
-    p->release_arg = arg;
+    p->release = ops;
     p->release_min = min;
     p->release_batch = batch;
 }
@@ -657,8 +668,10 @@ static inline bool pool_resize(void *eng, void *ptr, size_t n)
         block_t *nx = next_phys(b);
         if (!is_free(nx) || bsize(b) + bsize(nx) < s)
             return false;
-        if (nx->size & F_RELEASED)
+        if (nx->size & F_RELEASED) {
+            released_reused(p, nx);
             unrelease(p, nx); /* its grains are b's now: none may be given back */
+        }
         pool_unlink(p, nx);
         size_t grown = bsize(b) + bsize(nx);
         b->size = live_word(p, b, grown) | (b->size & F_PREV_FREE);

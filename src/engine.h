@@ -38,6 +38,19 @@ struct fm_engine_stats {
                               it is what grows when the pool grows */
 };
 
+/* How an engine gives pages back (set_release).  give(arg, start, len): the pages of
+ * [start, start+len), inside a free block, are to go back.  The caller may make that
+ * system call later (heap.c, "Releases after the lock"): while *owed is not 0, some
+ * may still be on their way, and before the engine writes into or hands out a free
+ * block whose pages it gave, it calls wait(arg, block, bytes), which returns once
+ * none of that block's is.  owed and wait may be NULL: every give is made at once. */
+struct fm_release_ops {
+    void (*give)(void *arg, void *start, size_t len);
+    void (*wait)(void *arg, void *start, size_t len);
+    const unsigned *owed;
+    void *arg;
+};
+
 struct fm_engine {
     const char *name;           /* canonical MEMMNG name */
     const char *const *aliases; /* other MEMMNG names, NULL-terminated */
@@ -86,10 +99,11 @@ struct fm_engine {
 
     /* From now on, when a free block reaches min bytes, the whole pages (of size page)
      * inside it are to go back to the kernel: once more than batch bytes of them wait,
-     * the engine calls fn(arg, start, len) for the oldest (batch 0: at once), and the
-     * caller gives them back.  min 0 turns it off. */
+     * the engine calls ops->give for the oldest (batch 0: at once), and the caller
+     * gives them back, then or later (see struct fm_release_ops).  min 0 turns it off;
+     * ops must outlive the instance. */
     void (*set_release)(void *eng, size_t min, size_t batch, size_t page,
-                        void (*fn)(void *arg, void *start, size_t len), void *arg);
+                        const struct fm_release_ops *ops);
 
     /* Call fn(arg, start, len) for every page-aligned run inside free blocks that holds
      * no engine data, so the caller can give those pages back to the kernel.  Returns

@@ -495,9 +495,9 @@ static void qm_stats(void *eng, struct fm_engine_stats *st)
 }
 
 static void qm_set_release(void *eng, size_t min, size_t batch, size_t page,
-                           void (*fn)(void *, void *, size_t), void *arg)
+                           const struct fm_release_ops *ops)
 {
-    IN->set_release(((struct qm *)eng)->inner, min, batch, page, fn, arg);
+    IN->set_release(((struct qm *)eng)->inner, min, batch, page, ops);
 }
 
 /* A trim (malloc_trim) empties the quarantine first, so every free page goes back. */

@@ -6,6 +6,8 @@
 #include "tcache.h"
 
 #include <errno.h>
+#include <sched.h>
+#include <signal.h>
 #include <string.h>
 
 __thread const void *fm_call_site __attribute__((tls_model("initial-exec")));
@@ -38,6 +40,12 @@ static __thread struct {
 
 static void populate_owed(struct fm_heap *h);
 
+/* Whether this thread owes releases in its heap's slots (release_pages); its address
+ * names the thread in a slot. */
+static __thread bool release_due __attribute__((tls_model("initial-exec")));
+
+static void release_owed(struct fm_heap *h);
+
 static inline void unlock(struct fm_heap *h, bool held)
 {
     if (fm_unlikely(h->shared)) {
@@ -47,6 +55,8 @@ static inline void unlock(struct fm_heap *h, bool held)
     fm_lock_release_if(&h->lock, held);
     if (fm_unlikely(populate_due.n != 0))
         populate_owed(h);
+    if (fm_unlikely(release_due))
+        release_owed(h);
 }
 
 /* The previous holder of a shared heap's lock died: make the heap whole again or
@@ -98,16 +108,105 @@ static inline size_t eng_bytes(const struct fm_heap *h)
     return h->committed - (size_t)((char *)h->eng - h->base);
 }
 
+/* Releases after the lock.  Giving pages back is a system call of tens of microseconds
+ * (the release workload's: 50 us typical, 300 us at most, on the machine of
+ * bench/README), and under the heap's lock it would stall every other thread that
+ * needs the engine meanwhile (bench/README: release-contended).  So while the process
+ * has threads, the range is decided under the lock (the engine's pending list and the
+ * counters move at once) and owed: it takes a slot of the heap's table, and the thread
+ * makes the call after its unlock().  Until then the pages still hold whatever they
+ * held, and must not be written: the engine calls release_wait before it writes into
+ * or hands out a free block whose pages it gave to release_pages (block.h,
+ * released_reused), and a release owed there and not begun is made at once by the
+ * caller, under the lock; one begun is waited for (it takes what the system call
+ * takes).  Slots are claimed by a compare-and-swap on their ticket, so each release is
+ * made exactly once, by its owner or a waiter; a ticket is never reused, so an owner
+ * late to its slot cannot make another's.  FM_RELEASING_MAX slots: 8 left a lock hold
+ * that sheds and purges several runs short of them, and its calls under the lock
+ * (release-contended's pair p99.9 179 us against 47 with 32; 64 gave 51).  With no
+ * slot free, or while the process has one thread, or in malloc_trim (whose runs
+ * include blocks that are not marked released, so no waiter would know of them), the
+ * call is made at once, as before.  Signals are blocked while the owed are made: a
+ * handler's malloc that met a release this thread has begun would wait for itself. */
+
+/* Make the release in slot r whose ticket is t, unless another thread claimed it. */
+static void make_release(struct fm_heap *h, struct fm_releasing *r, uint64_t t)
+{
+    uint64_t want = t;
+    if (!__atomic_compare_exchange_n(&r->state, &want, t | 1, false, __ATOMIC_ACQUIRE,
+                                     __ATOMIC_RELAXED))
+        return;
+    fm_os_reset(r->lo, (size_t)(r->hi - r->lo));
+    __atomic_store_n(&r->state, 0, __ATOMIC_RELEASE);
+    __atomic_fetch_sub(&h->releasing_n, 1, __ATOMIC_RELEASE);
+}
+
+static void release_owed(struct fm_heap *h)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    release_due = false;
+    for (unsigned i = 0; i < FM_RELEASING_MAX; i++) {
+        struct fm_releasing *r = &h->releasing[i];
+        uint64_t t = __atomic_load_n(&r->state, __ATOMIC_ACQUIRE);
+        if (t != 0 && !(t & 1) && __atomic_load_n(&r->owner, __ATOMIC_RELAXED) == &release_due)
+            make_release(h, r, t);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+/* Owe the release of [start, start+len) in a free slot; false if none is free. */
+static bool owe_release(struct fm_heap *h, void *start, size_t len)
+{
+    for (unsigned i = 0; i < FM_RELEASING_MAX; i++) {
+        struct fm_releasing *r = &h->releasing[i];
+        if (__atomic_load_n(&r->state, __ATOMIC_ACQUIRE) != 0)
+            continue;
+        r->lo = start;
+        r->hi = (char *)start + len;
+        __atomic_store_n(&r->owner, (const void *)&release_due, __ATOMIC_RELAXED);
+        h->release_ticket += 2;
+        __atomic_fetch_add(&h->releasing_n, 1, __ATOMIC_RELAXED);
+        __atomic_store_n(&r->state, h->release_ticket, __ATOMIC_RELEASE);
+        release_due = true;
+        return true;
+    }
+    return false;
+}
+
+/* The engine is about to write into [start, start+len), free memory: every release
+ * owed inside it is made first (see above).  Called with the lock held. */
+static void release_wait(void *arg, void *start, size_t len)
+{
+    struct fm_heap *h = arg;
+    char *lo = start, *hi = lo + len;
+    for (unsigned i = 0; i < FM_RELEASING_MAX; i++) {
+        struct fm_releasing *r = &h->releasing[i];
+        uint64_t t = __atomic_load_n(&r->state, __ATOMIC_ACQUIRE);
+        if (t == 0 || r->hi <= lo || hi <= r->lo)
+            continue;
+        if (!(t & 1))
+            make_release(h, r, t);
+        while (__atomic_load_n(&r->state, __ATOMIC_ACQUIRE) == (t | 1))
+            sched_yield();
+    }
+}
+
 /* Give [start, start+len) of free memory back to the kernel (malloc_trim, and free
- * runs under MEMRELEASE) and count it. */
+ * runs under MEMRELEASE) and count it: at once, or after the lock (above). */
 static void release_pages(void *arg, void *start, size_t len)
 {
     struct fm_heap *h = arg;
-    /* what this thread owes first, as it would have been without threads: made
-     * after, it would fault in again the pages given back here */
-    if (populate_due.n != 0)
-        populate_owed(h);
-    fm_os_reset(start, len);
+    bool owed = !fm_lock_elided() && !h->trimming && owe_release(h, start, len);
+    if (!owed) {
+        /* what this thread owes first, as it would have been without threads: made
+         * after, it would fault in again the pages given back here (an owed release
+         * is made after the owed populates, in unlock()) */
+        if (populate_due.n != 0)
+            populate_owed(h);
+        fm_os_reset(start, len);
+    }
     h->c.trimmed += len;
     if (h->caches) { /* the caches' full lists may pin runs like this one */
         h->shed_due = true;
@@ -156,7 +255,8 @@ void fm_heap_set_release(struct fm_heap *h, size_t min, size_t batch)
     fm_assert(!h->shared && "a shared region's pages are not given back this way");
     if (h->sys)
         return; /* glibc gives memory back by its own rules */
-    h->engine->set_release(h->eng, min, batch, fm_os_page_size(), release_pages, h);
+    h->release_ops = (struct fm_release_ops){release_pages, release_wait, &h->releasing_n, h};
+    h->engine->set_release(h->eng, min, batch, fm_os_page_size(), &h->release_ops);
 }
 
 void fm_heap_set_populate(struct fm_heap *h, bool on)
@@ -739,7 +839,9 @@ size_t fm_heap_trim(struct fm_heap *h)
     bool held = lock(h);
     if (h->caches)
         fm_tcache_flush_all(h);
+    h->trimming = true;
     size_t n = h->engine->free_pages(h->eng, fm_os_page_size(), release_pages, h);
+    h->trimming = false;
     h->shed_due = false; /* the caches were emptied first: nothing pins what went back */
     unlock(h, held);
     return n;
@@ -903,6 +1005,17 @@ void fm_heap_with_lock(struct fm_heap *h, void (*fn)(struct fm_heap *, void *), 
 void fm_heap_postfork_child(struct fm_heap *h)
 {
     fm_lock_init(&h->lock);
+    /* Releases other threads owed or were making: those threads are gone here, and the
+     * child's copy of the pages is the child's to give back. */
+    for (unsigned i = 0; i < FM_RELEASING_MAX; i++) {
+        struct fm_releasing *r = &h->releasing[i];
+        if (r->state != 0) {
+            fm_os_reset(r->lo, (size_t)(r->hi - r->lo));
+            r->state = 0;
+        }
+    }
+    h->releasing_n = 0;
+    release_due = false;
     if (h->caches)
         fm_tcache_postfork_child(h);
 }

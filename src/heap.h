@@ -37,6 +37,16 @@ struct fm_counters {
     uint64_t recovered;
 };
 
+/* A release of free pages decided under the lock and made after it (heap.c, "Releases
+ * after the lock").  state: 0, the slot is free; an even ticket, owed and not begun;
+ * the ticket | 1, being made. */
+enum { FM_RELEASING_MAX = 32 };
+struct fm_releasing {
+    uint64_t state;
+    char *lo, *hi;
+    const void *owner; /* the thread that owes it */
+};
+
 struct fm_heap {
     fm_lock_t lock;                   /* a private heap's lock */
     bool shared;                      /* in a region several processes use: see below */
@@ -56,6 +66,11 @@ struct fm_heap {
     struct fm_tcache *tc_registry;
     struct fm_depot *depot;           /* batches between the caches (tcache.c) */
     bool populate;                    /* populate ahead (heap.c; MEMPOPULATE) */
+    bool trimming;                    /* in malloc_trim: its releases are made at once */
+    uint64_t release_ticket;          /* the last ticket given to a release owed */
+    unsigned releasing_n;             /* slots not free */
+    struct fm_releasing releasing[FM_RELEASING_MAX];
+    struct fm_release_ops release_ops; /* the engine's way to them */
     bool sys;                         /* glibc's allocator does the work (heap_sys.c) */
     unsigned sys_log2;                /* a sys heap's table of live blocks: 2^log2 slots */
     struct fm_sys_slot *sys_slots;

@@ -50,8 +50,7 @@ struct pool {
     size_t release_min;
     size_t release_batch;
     size_t page;
-    void (*release)(void *arg, void *start, size_t len);
-    void *release_arg;
+    const struct fm_release_ops *release; /* how pages go back (engine.h) */
     char *mem;          /* where the instance starts */
     size_t bytes;       /* memory managed, from mem */
     char *start;        /* first block */

@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <stdalign.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 
 #define MiB ((size_t)1 << 20)
 #define GiB ((size_t)1 << 30)
@@ -782,7 +783,8 @@ START_TEST(engine_malloc_batch_as_successive_mallocs)
     /* released space: a large free block whose grains went back is cut up */
     void *eng2 = e->create(buf[0], sizeof buf[0]);
     size_t released = 0;
-    e->set_release(eng2, 128 * 1024, 0, 4096, note_release, &released);
+    const struct fm_release_ops note = {note_release, NULL, NULL, &released};
+    e->set_release(eng2, 128 * 1024, 0, 4096, &note);
     void *big = e->malloc(eng2, 600 * 1024);
     void *guard = e->malloc(eng2, 16);
     ck_assert(big && guard);
@@ -1139,6 +1141,196 @@ START_TEST(freed_runs_go_back_to_the_kernel)
 }
 END_TEST
 
+/* With threads, a release is decided under the heap's lock and its system call made
+ * after it (heap.c, "Releases after the lock"), still inside the free that decided
+ * it: when the free returns, the pages are gone. */
+START_TEST(threaded_release_made_after_the_lock)
+{
+    APPLIES_ONLY_IF(frees_at_once(_i));
+    pthread_t t; /* the heap's lock is taken from now on */
+    ck_assert_int_eq(pthread_create(&t, NULL, sleeper, NULL), 0);
+    ck_assert_int_eq(pthread_detach(t), 0);
+    struct fixture f;
+    heap_open(&f, _i, 64 * MiB);
+    void *guard0 = fm_heap_malloc(&f.h, 64);
+    unsigned char *p = fm_heap_malloc(&f.h, 8 * MiB);
+    void *guard1 = fm_heap_malloc(&f.h, 64);
+    memset(p, 0xee, 8 * MiB);
+    must_free(&f, p);
+    ck_assert_uint_ge(stats_of(&f).trimmed, 8 * MiB - 2 * 64 * 1024);
+    ck_assert(!tu_resident(p + 4 * MiB));
+    ck_assert_uint_eq(p[4 * MiB], 0);
+    for (unsigned i = 0; i < FM_RELEASING_MAX; i++)
+        ck_assert_uint_eq(f.h.releasing[i].state, 0); /* made, and the slot free again */
+    must_free(&f, guard0);
+    must_free(&f, guard1);
+    assert_sound(&f);
+    heap_close(&f);
+}
+END_TEST
+
+/* A free block whose release is owed (decided, the system call not made yet) and that
+ * is handed out before the owner makes it: the release is made first, by the taker,
+ * so nothing the new owner writes is lost to it.  Both happen here in one hold of the
+ * lock, engine calls under it, as a thread taking the lock between another thread's
+ * unlock and its system call would see them. */
+struct owed_case {
+    unsigned char *p, *again;
+    size_t size;
+    bool resident_while_owed;
+    unsigned owed_slots, slots_after_take;
+};
+
+static unsigned slots_in_use(const struct fm_heap *h)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < FM_RELEASING_MAX; i++)
+        n += h->releasing[i].state != 0;
+    return n;
+}
+
+static void free_then_take_under_lock(struct fm_heap *h, void *arg)
+{
+    struct owed_case *c = arg;
+    fm_heap_release_cached(h, c->p); /* the engine's free, the lock held */
+    c->owed_slots = slots_in_use(h);
+    c->resident_while_owed = tu_resident(c->p + c->size / 2);
+    c->again = h->engine->malloc(h->eng, c->size);
+    c->slots_after_take = slots_in_use(h);
+    if (c->again) {
+        h->c.live_blocks++;
+        h->c.in_use += h->engine->usable_size(h->eng, c->again);
+        tu_fill(c->again, c->size, 77);
+    }
+}
+
+/* The same through realloc in place: the block before grows into the free one. */
+static void free_then_grow_under_lock(struct fm_heap *h, void *arg)
+{
+    struct owed_case *c = arg;
+    fm_heap_release_cached(h, c->p);
+    c->owed_slots = slots_in_use(h);
+    c->resident_while_owed = tu_resident(c->p + c->size / 2);
+    size_t before = h->engine->usable_size(h->eng, c->again);
+    if (h->engine->resize(h->eng, c->again, 64 + c->size)) {
+        h->c.in_use += h->engine->usable_size(h->eng, c->again) - before;
+        c->slots_after_take = slots_in_use(h);
+        tu_fill(c->again, 64 + c->size, 78);
+    } else
+        c->again = NULL;
+}
+
+START_TEST(owed_release_made_before_a_block_grows_into_it)
+{
+    APPLIES_ONLY_IF(frees_at_once(_i));
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, sleeper, NULL), 0);
+    ck_assert_int_eq(pthread_detach(t), 0);
+    struct fixture f;
+    heap_open(&f, _i, 64 * MiB);
+    struct owed_case c = {.size = 4 * MiB};
+    c.again = fm_heap_malloc(&f.h, 64); /* the block that grows */
+    c.p = fm_heap_malloc(&f.h, c.size);
+    void *guard1 = fm_heap_malloc(&f.h, 64);
+    ck_assert(c.p > c.again && c.p - c.again < 128); /* right after it */
+    memset(c.p, 0xee, c.size);
+    void *grown = c.again;
+    fm_heap_with_lock(&f.h, free_then_grow_under_lock, &c);
+    ck_assert_uint_ge(c.owed_slots, 1);
+    ck_assert(c.resident_while_owed);
+    ck_assert_ptr_eq(c.again, grown);          /* grown in place */
+    ck_assert_uint_eq(c.slots_after_take, 0);
+    TU_REQUIRE(tu_verify(c.again, 64 + c.size, 78) == 64 + c.size, "the grown block lost what was written");
+    must_free(&f, c.again);
+    must_free(&f, guard1);
+    assert_sound(&f);
+    heap_close(&f);
+}
+END_TEST
+
+/* A fork while a release is owed (the owner between its unlock and its system call,
+ * here still under the lock): the owner does not exist in the child, and the child's
+ * fork handler makes the release there, freeing the slot, so no later hand-out in the
+ * child waits for it.  The child's verdict is its exit status. */
+static void free_then_fork_under_lock(struct fm_heap *h, void *arg)
+{
+    struct owed_case *c = arg;
+    fm_heap_release_cached(h, c->p);
+    c->owed_slots = slots_in_use(h);
+    pid_t pid = fork();
+    if (pid == 0) {
+        fm_heap_postfork_child(h);
+        int bad = slots_in_use(h) != 0 || tu_resident(c->p + c->size / 2);
+        void *q = fm_heap_malloc(h, c->size); /* the lock is the child's own again */
+        bad |= q != c->p;
+        if (q) {
+            tu_fill(q, c->size, 79);
+            bad |= tu_verify(q, c->size, 79) != c->size;
+        }
+        _exit(bad ? 1 : 0);
+    }
+    int status = -1;
+    if (pid > 0)
+        waitpid(pid, &status, 0);
+    c->slots_after_take = (unsigned)status; /* the child's exit status, here */
+}
+
+START_TEST(fork_makes_the_releases_owed_in_the_child)
+{
+    APPLIES_ONLY_IF(frees_at_once(_i));
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, sleeper, NULL), 0);
+    ck_assert_int_eq(pthread_detach(t), 0);
+    struct fixture f;
+    heap_open(&f, _i, 64 * MiB);
+    struct owed_case c = {.size = 4 * MiB};
+    void *guard0 = fm_heap_malloc(&f.h, 64);
+    c.p = fm_heap_malloc(&f.h, c.size);
+    void *guard1 = fm_heap_malloc(&f.h, 64);
+    memset(c.p, 0xee, c.size);
+    fm_heap_with_lock(&f.h, free_then_fork_under_lock, &c);
+    ck_assert_uint_ge(c.owed_slots, 1);
+    ck_assert_msg(WIFEXITED(c.slots_after_take) && WEXITSTATUS(c.slots_after_take) == 0,
+                  "the child found the release owed, or the block lost what it wrote (status %#x)",
+                  c.slots_after_take);
+    /* and the parent's owner made its own at its unlock */
+    ck_assert_uint_eq(slots_in_use(&f.h), 0);
+    ck_assert(!tu_resident(c.p + c.size / 2));
+    must_free(&f, guard0);
+    must_free(&f, guard1);
+    assert_sound(&f);
+    heap_close(&f);
+}
+END_TEST
+
+START_TEST(owed_release_made_before_its_block_is_handed_out)
+{
+    APPLIES_ONLY_IF(frees_at_once(_i));
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, sleeper, NULL), 0);
+    ck_assert_int_eq(pthread_detach(t), 0);
+    struct fixture f;
+    heap_open(&f, _i, 64 * MiB);
+    struct owed_case c = {.size = 4 * MiB};
+    void *guard0 = fm_heap_malloc(&f.h, 64);
+    c.p = fm_heap_malloc(&f.h, c.size);
+    void *guard1 = fm_heap_malloc(&f.h, 64);
+    memset(c.p, 0xee, c.size);
+    fm_heap_with_lock(&f.h, free_then_take_under_lock, &c);
+    ck_assert_uint_ge(c.owed_slots, 1);       /* the release was owed... */
+    ck_assert(c.resident_while_owed);          /* ...and not made at the free */
+    ck_assert_ptr_eq(c.again, c.p);            /* the same block handed out */
+    ck_assert_uint_eq(c.slots_after_take, 0);  /* made by the taker, before it wrote */
+    /* The owner's turn came at the unlock, and found nothing left to make. */
+    TU_REQUIRE(tu_verify(c.again, c.size, 77) == c.size, "the block handed out lost what was written");
+    must_free(&f, c.again);
+    must_free(&f, guard0);
+    must_free(&f, guard1);
+    assert_sound(&f);
+    heap_close(&f);
+}
+END_TEST
+
 /* As the shim runs by default: free runs of 1 MiB or more go back to the kernel, but
  * only once more than 4 MiB of them wait, the oldest first.  A run freed and filled
  * again before then costs no system call and no page fault. */
@@ -1322,6 +1514,70 @@ START_TEST(threads_share_one_heap)
 }
 END_TEST
 
+/* Blocks of 1-3 MiB, each page's first word written and checked: every free makes a
+ * run of 1 MiB or more that goes back to the kernel (the fixture's setting), owed and
+ * made after the lock while the other thread takes blocks from the same runs; a
+ * release made after a block was handed out would zero what its owner wrote. */
+static void *churn_released(void *v)
+{
+    struct thread_arg *a = v;
+    enum { K = 8 };
+    size_t page = fm_os_page_size();
+    uint64_t *p[K] = {0};
+    size_t n[K] = {0};
+    unsigned got = 0;
+    for (int op = 0; op < 400; op++) {
+        size_t i = (size_t)(tu_rand(&a->seed) % K);
+        if (p[i]) {
+            for (size_t off = 0; off + 8 <= n[i]; off += page)
+                if (p[i][off / 8] != (uint64_t)(uintptr_t)p[i] + off)
+                    a->bad++;
+            fm_heap_free(&a->f->h, p[i], "test");
+            p[i] = NULL;
+        } else {
+            n[i] = MiB + (size_t)(tu_rand(&a->seed) % (2 * MiB));
+            p[i] = fm_heap_malloc(&a->f->h, n[i]);
+            if (p[i] == NULL)
+                continue;
+            got++;
+            for (size_t off = 0; off + 8 <= n[i]; off += page)
+                p[i][off / 8] = (uint64_t)(uintptr_t)p[i] + off;
+        }
+    }
+    for (size_t i = 0; i < K; i++)
+        if (p[i])
+            fm_heap_free(&a->f->h, p[i], "test");
+    if (got < 100)
+        a->bad++; /* the heap should have room for nearly all of them */
+    return NULL;
+}
+
+START_TEST(threads_share_released_runs)
+{
+    APPLIES_ONLY_IF(pool_engine(_i));
+    struct fixture f;
+    heap_open(&f, _i, 128 * MiB);
+    pthread_t t[2];
+    struct thread_arg args[2];
+    for (int k = 0; k < 2; k++) {
+        args[k] = (struct thread_arg){&f, 99u + (uint64_t)k * 31, 0};
+        ck_assert_int_eq(pthread_create(&t[k], NULL, churn_released, &args[k]), 0);
+    }
+    for (int k = 0; k < 2; k++) {
+        pthread_join(t[k], NULL);
+        ck_assert_int_eq(args[k].bad, 0);
+    }
+    struct fastmem_stats st = stats_of(&f);
+    ck_assert_uint_eq(st.live_blocks, 0);
+    if (frees_at_once(_i))
+        ck_assert_uint_ge(st.trimmed, 100 * MiB); /* the runs did go back */
+    for (unsigned i = 0; i < FM_RELEASING_MAX; i++)
+        ck_assert_uint_eq(f.h.releasing[i].state, 0);
+    assert_sound(&f);
+    heap_close(&f);
+}
+END_TEST
+
 /* ------------------------------------------------------------ the registry */
 
 /* The preload tests run over the engines tests/local.mk lists: it must be exactly
@@ -1397,9 +1653,14 @@ static Suite *engine_suite(void)
     tcase_add_loop_test(tc, statistics_add_up, 0, n);
     tcase_add_loop_test(tc, trim_releases_free_pages, 0, n);
     tcase_add_loop_test(tc, release_waits_for_a_batch, 0, n);
+    tcase_add_loop_test(tc, threaded_release_made_after_the_lock, 0, n);
+    tcase_add_loop_test(tc, owed_release_made_before_its_block_is_handed_out, 0, n);
+    tcase_add_loop_test(tc, owed_release_made_before_a_block_grows_into_it, 0, n);
+    tcase_add_loop_test(tc, fork_makes_the_releases_owed_in_the_child, 0, n);
     tcase_add_loop_test(tc, waiting_grains_never_touch_live_blocks, 0, n);
     tcase_add_loop_test(tc, freed_runs_go_back_to_the_kernel, 0, n);
     tcase_add_loop_test(tc, threads_share_one_heap, 0, n);
+    tcase_add_loop_test(tc, threads_share_released_runs, 0, n);
     suite_add_tcase(s, tc);
     TCase *reg = tcase_create("registry");
     tcase_add_test(reg, preload_tests_cover_every_engine);
