@@ -1169,16 +1169,20 @@ START_TEST(threaded_release_made_after_the_lock)
 }
 END_TEST
 
-/* A free block whose release is owed (decided, the system call not made yet) and that
- * is handed out before the owner makes it: the release is made first, by the taker,
- * so nothing the new owner writes is lost to it.  Both happen here in one hold of the
- * lock, engine calls under it, as a thread taking the lock between another thread's
- * unlock and its system call would see them. */
+/* A free block whose release is owed (decided, the system call not made yet), and a
+ * taker that writes into it before the owner makes it: the release is made first, by
+ * the taker, so nothing written is lost to it.  Each case frees the block with the
+ * engine under the lock (fm_heap_with_lock), so that the release stays owed, and
+ * takes it in the same hold, as a thread taking the lock between another's unlock and
+ * its system call would. */
 struct owed_case {
-    unsigned char *p, *again;
+    struct fixture f;
+    unsigned char *before, *p, *after; /* p's neighbours, live */
+    unsigned char *again;              /* what the taker got */
     size_t size;
     bool resident_while_owed;
     unsigned owed_slots, slots_after_take;
+    int child_status;
 };
 
 static unsigned slots_in_use(const struct fm_heap *h)
@@ -1189,12 +1193,43 @@ static unsigned slots_in_use(const struct fm_heap *h)
     return n;
 }
 
+/* A process with threads (the heap's lock taken, releases owed), and a 4 MiB block
+ * written whole between two small live ones. */
+static void owed_case_open(struct owed_case *c, int engine)
+{
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, sleeper, NULL), 0);
+    ck_assert_int_eq(pthread_detach(t), 0);
+    heap_open(&c->f, engine, 64 * MiB);
+    c->size = 4 * MiB;
+    c->before = fm_heap_malloc(&c->f.h, 64);
+    c->p = fm_heap_malloc(&c->f.h, c->size);
+    c->after = fm_heap_malloc(&c->f.h, 64);
+    ck_assert(c->before && c->p && c->after);
+    ck_assert(c->p > c->before && c->p - c->before < 128); /* right after it */
+    memset(c->p, 0xee, c->size);
+}
+
+static void owed_case_close(struct owed_case *c)
+{
+    must_free(&c->f, c->before);
+    must_free(&c->f, c->after);
+    assert_sound(&c->f);
+    heap_close(&c->f);
+}
+
+/* Under the lock: the engine frees p, and its release is owed, not made. */
+static void owe_release_of_p(struct fm_heap *h, struct owed_case *c)
+{
+    fm_heap_release_cached(h, c->p);
+    c->owed_slots = slots_in_use(h);
+    c->resident_while_owed = tu_resident(c->p + c->size / 2);
+}
+
 static void free_then_take_under_lock(struct fm_heap *h, void *arg)
 {
     struct owed_case *c = arg;
-    fm_heap_release_cached(h, c->p); /* the engine's free, the lock held */
-    c->owed_slots = slots_in_use(h);
-    c->resident_while_owed = tu_resident(c->p + c->size / 2);
+    owe_release_of_p(h, c);
     c->again = h->engine->malloc(h->eng, c->size);
     c->slots_after_take = slots_in_use(h);
     if (c->again) {
@@ -1204,47 +1239,49 @@ static void free_then_take_under_lock(struct fm_heap *h, void *arg)
     }
 }
 
+START_TEST(owed_release_made_before_its_block_is_handed_out)
+{
+    APPLIES_ONLY_IF(frees_at_once(_i));
+    struct owed_case c = {0};
+    owed_case_open(&c, _i);
+    fm_heap_with_lock(&c.f.h, free_then_take_under_lock, &c);
+    ck_assert_uint_ge(c.owed_slots, 1);       /* the release was owed... */
+    ck_assert(c.resident_while_owed);          /* ...and not made at the free */
+    ck_assert_ptr_eq(c.again, c.p);            /* the same block handed out */
+    ck_assert_uint_eq(c.slots_after_take, 0);  /* made by the taker, before it wrote */
+    /* The owner's turn came at the unlock, and found nothing left to make. */
+    TU_REQUIRE(tu_verify(c.again, c.size, 77) == c.size, "the block handed out lost what was written");
+    must_free(&c.f, c.again);
+    owed_case_close(&c);
+}
+END_TEST
+
 /* The same through realloc in place: the block before grows into the free one. */
 static void free_then_grow_under_lock(struct fm_heap *h, void *arg)
 {
     struct owed_case *c = arg;
-    fm_heap_release_cached(h, c->p);
-    c->owed_slots = slots_in_use(h);
-    c->resident_while_owed = tu_resident(c->p + c->size / 2);
-    size_t before = h->engine->usable_size(h->eng, c->again);
-    if (h->engine->resize(h->eng, c->again, 64 + c->size)) {
-        h->c.in_use += h->engine->usable_size(h->eng, c->again) - before;
+    owe_release_of_p(h, c);
+    size_t was = h->engine->usable_size(h->eng, c->before);
+    if (h->engine->resize(h->eng, c->before, 64 + c->size)) {
+        h->c.in_use += h->engine->usable_size(h->eng, c->before) - was;
+        c->again = c->before;
         c->slots_after_take = slots_in_use(h);
         tu_fill(c->again, 64 + c->size, 78);
-    } else
-        c->again = NULL;
+    }
 }
 
 START_TEST(owed_release_made_before_a_block_grows_into_it)
 {
     APPLIES_ONLY_IF(frees_at_once(_i));
-    pthread_t t;
-    ck_assert_int_eq(pthread_create(&t, NULL, sleeper, NULL), 0);
-    ck_assert_int_eq(pthread_detach(t), 0);
-    struct fixture f;
-    heap_open(&f, _i, 64 * MiB);
-    struct owed_case c = {.size = 4 * MiB};
-    c.again = fm_heap_malloc(&f.h, 64); /* the block that grows */
-    c.p = fm_heap_malloc(&f.h, c.size);
-    void *guard1 = fm_heap_malloc(&f.h, 64);
-    ck_assert(c.p > c.again && c.p - c.again < 128); /* right after it */
-    memset(c.p, 0xee, c.size);
-    void *grown = c.again;
-    fm_heap_with_lock(&f.h, free_then_grow_under_lock, &c);
+    struct owed_case c = {0};
+    owed_case_open(&c, _i);
+    fm_heap_with_lock(&c.f.h, free_then_grow_under_lock, &c);
     ck_assert_uint_ge(c.owed_slots, 1);
     ck_assert(c.resident_while_owed);
-    ck_assert_ptr_eq(c.again, grown);          /* grown in place */
+    ck_assert_ptr_eq(c.again, c.before); /* grown in place */
     ck_assert_uint_eq(c.slots_after_take, 0);
     TU_REQUIRE(tu_verify(c.again, 64 + c.size, 78) == 64 + c.size, "the grown block lost what was written");
-    must_free(&f, c.again);
-    must_free(&f, guard1);
-    assert_sound(&f);
-    heap_close(&f);
+    owed_case_close(&c);
 }
 END_TEST
 
@@ -1255,8 +1292,7 @@ END_TEST
 static void free_then_fork_under_lock(struct fm_heap *h, void *arg)
 {
     struct owed_case *c = arg;
-    fm_heap_release_cached(h, c->p);
-    c->owed_slots = slots_in_use(h);
+    owe_release_of_p(h, c);
     pid_t pid = fork();
     if (pid == 0) {
         fm_heap_postfork_child(h);
@@ -1269,65 +1305,25 @@ static void free_then_fork_under_lock(struct fm_heap *h, void *arg)
         }
         _exit(bad ? 1 : 0);
     }
-    int status = -1;
+    c->child_status = -1;
     if (pid > 0)
-        waitpid(pid, &status, 0);
-    c->slots_after_take = (unsigned)status; /* the child's exit status, here */
+        waitpid(pid, &c->child_status, 0);
 }
 
 START_TEST(fork_makes_the_releases_owed_in_the_child)
 {
     APPLIES_ONLY_IF(frees_at_once(_i));
-    pthread_t t;
-    ck_assert_int_eq(pthread_create(&t, NULL, sleeper, NULL), 0);
-    ck_assert_int_eq(pthread_detach(t), 0);
-    struct fixture f;
-    heap_open(&f, _i, 64 * MiB);
-    struct owed_case c = {.size = 4 * MiB};
-    void *guard0 = fm_heap_malloc(&f.h, 64);
-    c.p = fm_heap_malloc(&f.h, c.size);
-    void *guard1 = fm_heap_malloc(&f.h, 64);
-    memset(c.p, 0xee, c.size);
-    fm_heap_with_lock(&f.h, free_then_fork_under_lock, &c);
+    struct owed_case c = {0};
+    owed_case_open(&c, _i);
+    fm_heap_with_lock(&c.f.h, free_then_fork_under_lock, &c);
     ck_assert_uint_ge(c.owed_slots, 1);
-    ck_assert_msg(WIFEXITED(c.slots_after_take) && WEXITSTATUS(c.slots_after_take) == 0,
+    ck_assert_msg(WIFEXITED(c.child_status) && WEXITSTATUS(c.child_status) == 0,
                   "the child found the release owed, or the block lost what it wrote (status %#x)",
-                  c.slots_after_take);
+                  (unsigned)c.child_status);
     /* and the parent's owner made its own at its unlock */
-    ck_assert_uint_eq(slots_in_use(&f.h), 0);
+    ck_assert_uint_eq(slots_in_use(&c.f.h), 0);
     ck_assert(!tu_resident(c.p + c.size / 2));
-    must_free(&f, guard0);
-    must_free(&f, guard1);
-    assert_sound(&f);
-    heap_close(&f);
-}
-END_TEST
-
-START_TEST(owed_release_made_before_its_block_is_handed_out)
-{
-    APPLIES_ONLY_IF(frees_at_once(_i));
-    pthread_t t;
-    ck_assert_int_eq(pthread_create(&t, NULL, sleeper, NULL), 0);
-    ck_assert_int_eq(pthread_detach(t), 0);
-    struct fixture f;
-    heap_open(&f, _i, 64 * MiB);
-    struct owed_case c = {.size = 4 * MiB};
-    void *guard0 = fm_heap_malloc(&f.h, 64);
-    c.p = fm_heap_malloc(&f.h, c.size);
-    void *guard1 = fm_heap_malloc(&f.h, 64);
-    memset(c.p, 0xee, c.size);
-    fm_heap_with_lock(&f.h, free_then_take_under_lock, &c);
-    ck_assert_uint_ge(c.owed_slots, 1);       /* the release was owed... */
-    ck_assert(c.resident_while_owed);          /* ...and not made at the free */
-    ck_assert_ptr_eq(c.again, c.p);            /* the same block handed out */
-    ck_assert_uint_eq(c.slots_after_take, 0);  /* made by the taker, before it wrote */
-    /* The owner's turn came at the unlock, and found nothing left to make. */
-    TU_REQUIRE(tu_verify(c.again, c.size, 77) == c.size, "the block handed out lost what was written");
-    must_free(&f, c.again);
-    must_free(&f, guard0);
-    must_free(&f, guard1);
-    assert_sound(&f);
-    heap_close(&f);
+    owed_case_close(&c);
 }
 END_TEST
 
