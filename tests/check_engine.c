@@ -1141,34 +1141,6 @@ START_TEST(freed_runs_go_back_to_the_kernel)
 }
 END_TEST
 
-/* With threads, a release is decided under the heap's lock and its system call made
- * after it (heap.c, "Releases after the lock"), still inside the free that decided
- * it: when the free returns, the pages are gone. */
-START_TEST(threaded_release_made_after_the_lock)
-{
-    APPLIES_ONLY_IF(frees_at_once(_i));
-    pthread_t t; /* the heap's lock is taken from now on */
-    ck_assert_int_eq(pthread_create(&t, NULL, sleeper, NULL), 0);
-    ck_assert_int_eq(pthread_detach(t), 0);
-    struct fixture f;
-    heap_open(&f, _i, 64 * MiB);
-    void *guard0 = fm_heap_malloc(&f.h, 64);
-    unsigned char *p = fm_heap_malloc(&f.h, 8 * MiB);
-    void *guard1 = fm_heap_malloc(&f.h, 64);
-    memset(p, 0xee, 8 * MiB);
-    must_free(&f, p);
-    ck_assert_uint_ge(stats_of(&f).trimmed, 8 * MiB - 2 * 64 * 1024);
-    ck_assert(!tu_resident(p + 4 * MiB));
-    ck_assert_uint_eq(p[4 * MiB], 0);
-    for (unsigned i = 0; i < FM_RELEASING_MAX; i++)
-        ck_assert_uint_eq(f.h.releasing[i].state, 0); /* made, and the slot free again */
-    must_free(&f, guard0);
-    must_free(&f, guard1);
-    assert_sound(&f);
-    heap_close(&f);
-}
-END_TEST
-
 /* A free block whose release is owed (decided, the system call not made yet), and a
  * taker that writes into it before the owner makes it: the release is made first, by
  * the taker, so nothing written is lost to it.  Each case frees the block with the
@@ -1193,15 +1165,15 @@ static unsigned slots_in_use(const struct fm_heap *h)
     return n;
 }
 
-/* A process with threads (the heap's lock taken, releases owed), and a 4 MiB block
- * written whole between two small live ones. */
-static void owed_case_open(struct owed_case *c, int engine)
+/* A process with threads (the heap's lock taken, releases owed), and a block of size
+ * bytes written whole between two small live ones. */
+static void owed_case_open(struct owed_case *c, int engine, size_t size)
 {
     pthread_t t;
     ck_assert_int_eq(pthread_create(&t, NULL, sleeper, NULL), 0);
     ck_assert_int_eq(pthread_detach(t), 0);
     heap_open(&c->f, engine, 64 * MiB);
-    c->size = 4 * MiB;
+    c->size = size;
     c->before = fm_heap_malloc(&c->f.h, 64);
     c->p = fm_heap_malloc(&c->f.h, c->size);
     c->after = fm_heap_malloc(&c->f.h, 64);
@@ -1226,6 +1198,23 @@ static void owe_release_of_p(struct fm_heap *h, struct owed_case *c)
     c->resident_while_owed = tu_resident(c->p + c->size / 2);
 }
 
+/* With threads, a release is decided under the heap's lock and its system call made
+ * after it (heap.c, "Releases after the lock"), still inside the free that decided
+ * it: when the free returns, the pages are gone. */
+START_TEST(threaded_release_made_after_the_lock)
+{
+    APPLIES_ONLY_IF(frees_at_once(_i));
+    struct owed_case c = {0};
+    owed_case_open(&c, _i, 8 * MiB);
+    must_free(&c.f, c.p);
+    ck_assert_uint_ge(stats_of(&c.f).trimmed, 8 * MiB - 2 * 64 * 1024);
+    ck_assert(!tu_resident(c.p + 4 * MiB));
+    ck_assert_uint_eq(c.p[4 * MiB], 0);
+    ck_assert_uint_eq(slots_in_use(&c.f.h), 0); /* made, and the slot free again */
+    owed_case_close(&c);
+}
+END_TEST
+
 static void free_then_take_under_lock(struct fm_heap *h, void *arg)
 {
     struct owed_case *c = arg;
@@ -1243,7 +1232,7 @@ START_TEST(owed_release_made_before_its_block_is_handed_out)
 {
     APPLIES_ONLY_IF(frees_at_once(_i));
     struct owed_case c = {0};
-    owed_case_open(&c, _i);
+    owed_case_open(&c, _i, 4 * MiB);
     fm_heap_with_lock(&c.f.h, free_then_take_under_lock, &c);
     ck_assert_uint_ge(c.owed_slots, 1);       /* the release was owed... */
     ck_assert(c.resident_while_owed);          /* ...and not made at the free */
@@ -1274,7 +1263,7 @@ START_TEST(owed_release_made_before_a_block_grows_into_it)
 {
     APPLIES_ONLY_IF(frees_at_once(_i));
     struct owed_case c = {0};
-    owed_case_open(&c, _i);
+    owed_case_open(&c, _i, 4 * MiB);
     fm_heap_with_lock(&c.f.h, free_then_grow_under_lock, &c);
     ck_assert_uint_ge(c.owed_slots, 1);
     ck_assert(c.resident_while_owed);
@@ -1314,7 +1303,7 @@ START_TEST(fork_makes_the_releases_owed_in_the_child)
 {
     APPLIES_ONLY_IF(frees_at_once(_i));
     struct owed_case c = {0};
-    owed_case_open(&c, _i);
+    owed_case_open(&c, _i, 4 * MiB);
     fm_heap_with_lock(&c.f.h, free_then_fork_under_lock, &c);
     ck_assert_uint_ge(c.owed_slots, 1);
     ck_assert_msg(WIFEXITED(c.child_status) && WEXITSTATUS(c.child_status) == 0,
@@ -1458,6 +1447,23 @@ struct thread_arg {
     int bad;
 };
 
+/* n threads running fn over one heap, seeds seed, seed + step, ...; each must report
+ * nothing bad. */
+static void run_threads(struct fixture *f, int n, void *(*fn)(void *), uint64_t seed, uint64_t step)
+{
+    pthread_t t[8];
+    struct thread_arg args[8];
+    ck_assert_int_le(n, 8);
+    for (int k = 0; k < n; k++) {
+        args[k] = (struct thread_arg){f, seed + (uint64_t)k * step, 0};
+        ck_assert_int_eq(pthread_create(&t[k], NULL, fn, &args[k]), 0);
+    }
+    for (int k = 0; k < n; k++) {
+        pthread_join(t[k], NULL);
+        ck_assert_int_eq(args[k].bad, 0);
+    }
+}
+
 static void *churn(void *v)
 {
     struct thread_arg *a = v;
@@ -1491,16 +1497,7 @@ START_TEST(threads_share_one_heap)
 {
     struct fixture f;
     heap_open(&f, _i, 64 * MiB);
-    pthread_t t[4];
-    struct thread_arg args[4];
-    for (int k = 0; k < 4; k++) {
-        args[k] = (struct thread_arg){&f, 1234u + (uint64_t)k * 77, 0};
-        ck_assert_int_eq(pthread_create(&t[k], NULL, churn, &args[k]), 0);
-    }
-    for (int k = 0; k < 4; k++) {
-        pthread_join(t[k], NULL);
-        ck_assert_int_eq(args[k].bad, 0);
-    }
+    run_threads(&f, 4, churn, 1234, 77);
     struct fastmem_stats st = stats_of(&f);
     ck_assert_uint_eq(st.live_blocks, 0);
     ck_assert_uint_eq(st.in_use, 0);
@@ -1553,22 +1550,12 @@ START_TEST(threads_share_released_runs)
     APPLIES_ONLY_IF(pool_engine(_i));
     struct fixture f;
     heap_open(&f, _i, 128 * MiB);
-    pthread_t t[2];
-    struct thread_arg args[2];
-    for (int k = 0; k < 2; k++) {
-        args[k] = (struct thread_arg){&f, 99u + (uint64_t)k * 31, 0};
-        ck_assert_int_eq(pthread_create(&t[k], NULL, churn_released, &args[k]), 0);
-    }
-    for (int k = 0; k < 2; k++) {
-        pthread_join(t[k], NULL);
-        ck_assert_int_eq(args[k].bad, 0);
-    }
+    run_threads(&f, 2, churn_released, 99, 31);
     struct fastmem_stats st = stats_of(&f);
     ck_assert_uint_eq(st.live_blocks, 0);
     if (frees_at_once(_i))
         ck_assert_uint_ge(st.trimmed, 100 * MiB); /* the runs did go back */
-    for (unsigned i = 0; i < FM_RELEASING_MAX; i++)
-        ck_assert_uint_eq(f.h.releasing[i].state, 0);
+    ck_assert_uint_eq(slots_in_use(&f.h), 0);
     assert_sound(&f);
     heap_close(&f);
 }
