@@ -40,9 +40,9 @@ static __thread struct {
 
 static void populate_owed(struct fm_heap *h);
 
-/* Whether this thread owes releases in its heap's slots (release_pages); its address
- * names the thread in a slot. */
-static __thread bool release_due __attribute__((tls_model("initial-exec")));
+/* The heap in whose slots this thread owes releases (release_pages), or NULL; its
+ * address names the thread in a slot. */
+static __thread struct fm_heap *release_due __attribute__((tls_model("initial-exec")));
 
 static void release_owed(struct fm_heap *h);
 
@@ -55,8 +55,8 @@ static inline void unlock(struct fm_heap *h, bool held)
     fm_lock_release_if(&h->lock, held);
     if (fm_unlikely(populate_due.n != 0))
         populate_owed(h);
-    if (fm_unlikely(release_due))
-        release_owed(h);
+    if (fm_unlikely(release_due != NULL))
+        release_owed(release_due);
 }
 
 /* The previous holder of a shared heap's lock died: make the heap whole again or
@@ -146,7 +146,7 @@ static void release_owed(struct fm_heap *h)
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
-    release_due = false;
+    release_due = NULL;
     for (unsigned i = 0; i < FM_RELEASING_MAX; i++) {
         struct fm_releasing *r = &h->releasing[i];
         uint64_t t = __atomic_load_n(&r->state, __ATOMIC_ACQUIRE);
@@ -156,9 +156,12 @@ static void release_owed(struct fm_heap *h)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
-/* Owe the release of [start, start+len) in a free slot; false if none is free. */
+/* Owe the release of [start, start+len) in a free slot; false if none is free, or if
+ * this thread owes releases in another heap still (a hold of two heaps' locks). */
 static bool owe_release(struct fm_heap *h, void *start, size_t len)
 {
+    if (release_due != NULL && release_due != h)
+        return false;
     for (unsigned i = 0; i < FM_RELEASING_MAX; i++) {
         struct fm_releasing *r = &h->releasing[i];
         if (__atomic_load_n(&r->state, __ATOMIC_ACQUIRE) != 0)
@@ -169,7 +172,7 @@ static bool owe_release(struct fm_heap *h, void *start, size_t len)
         h->release_ticket += 2;
         __atomic_fetch_add(&h->releasing_n, 1, __ATOMIC_RELAXED);
         __atomic_store_n(&r->state, h->release_ticket, __ATOMIC_RELEASE);
-        release_due = true;
+        release_due = h;
         return true;
     }
     return false;
@@ -1015,7 +1018,7 @@ void fm_heap_postfork_child(struct fm_heap *h)
         }
     }
     h->releasing_n = 0;
-    release_due = false;
+    release_due = NULL;
     if (h->caches)
         fm_tcache_postfork_child(h);
 }
