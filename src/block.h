@@ -343,9 +343,12 @@ static inline void released_reused(struct pool *p, block_t *m)
         r->wait(r->arg, m, bsize(m));
 }
 
-/* Free block m stops being released (too small now, or handed out): off the list. */
+/* Free block m stops being released (too small now, or handed out): off the list.
+ * Unmarked, it would be handed out without released_reused, so nothing may stay owed
+ * in it. */
 static inline void unrelease(struct pool *p, block_t *m)
 {
+    released_reused(p, m);
     uintptr_t a = 0, z = 0;
     pend_take(p, m, &a, &z);
     m->size &= ~F_RELEASED;
@@ -378,6 +381,10 @@ static inline uintptr_t absorb(struct pool *p, block_t *n)
 {
     if (!(n->size & F_RELEASED))
         return (uintptr_t)n + bsize(n);
+    /* The joined block may be left unmarked (smaller than release_min: n can be, as a
+     * released block's remainder), and handed out unmarked, without a wait: a release
+     * still owed in n must be made first. */
+    released_reused(p, n);
     uintptr_t lo = 0, hi = 0, end = (uintptr_t)n + FREE_HEAD;
     pend_take(p, n, &lo, &hi);
     return hi > end ? hi : end;
@@ -668,10 +675,8 @@ static inline bool pool_resize(void *eng, void *ptr, size_t n)
         block_t *nx = next_phys(b);
         if (!is_free(nx) || bsize(b) + bsize(nx) < s)
             return false;
-        if (nx->size & F_RELEASED) {
-            released_reused(p, nx);
+        if (nx->size & F_RELEASED)
             unrelease(p, nx); /* its grains are b's now: none may be given back */
-        }
         pool_unlink(p, nx);
         size_t grown = bsize(b) + bsize(nx);
         b->size = live_word(p, b, grown) | (b->size & F_PREV_FREE);
