@@ -1215,17 +1215,25 @@ START_TEST(threaded_release_made_after_the_lock)
 }
 END_TEST
 
+/* Under the lock: a block of n bytes from the engine, counted as the heap counts it. */
+static void *engine_take(struct fm_heap *h, size_t n)
+{
+    void *m = h->engine->malloc(h->eng, n);
+    if (m) {
+        h->c.live_blocks++;
+        h->c.in_use += h->engine->usable_size(h->eng, m);
+    }
+    return m;
+}
+
 static void free_then_take_under_lock(struct fm_heap *h, void *arg)
 {
     struct owed_case *c = arg;
     owe_release_of_p(h, c);
-    c->again = h->engine->malloc(h->eng, c->size);
+    c->again = engine_take(h, c->size);
     c->slots_after_take = slots_in_use(h);
-    if (c->again) {
-        h->c.live_blocks++;
-        h->c.in_use += h->engine->usable_size(h->eng, c->again);
+    if (c->again)
         tu_fill(c->again, c->size, 77);
-    }
 }
 
 START_TEST(owed_release_made_before_its_block_is_handed_out)
@@ -1286,16 +1294,6 @@ struct unmarked_case {
     unsigned owed_in_rest;
     bool rest_resident;
 };
-
-static void *engine_take(struct fm_heap *h, size_t n)
-{
-    void *m = h->engine->malloc(h->eng, n);
-    if (m) {
-        h->c.live_blocks++;
-        h->c.in_use += h->engine->usable_size(h->eng, m);
-    }
-    return m;
-}
 
 static void owe_in_a_remainder_then_join_it(struct fm_heap *h, void *arg)
 {
