@@ -876,6 +876,15 @@ static void *sleeper(void *arg)
     return NULL;
 }
 
+/* Gives the process a second thread, one that only sleeps, so that the heap takes its
+ * lock from now on (and makes its releases after it): the paths of a threaded program. */
+static void start_sleeper(void)
+{
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, sleeper, NULL), 0);
+    ck_assert_int_eq(pthread_detach(t), 0);
+}
+
 /* The private heap faults in the pages a block up to 64 KiB covers, and 128 KiB past
  * it, in one call, so a run of allocations does not take a page fault every few
  * calls, nor a later split a fault on a page inside a block the program wrote only in
@@ -884,9 +893,7 @@ static void *sleeper(void *arg)
 static void populate_ahead(int engine, bool threaded)
 {
     if (threaded) { /* the heap's lock is taken then, and the populate made after it */
-        pthread_t t;
-        ck_assert_int_eq(pthread_create(&t, NULL, sleeper, NULL), 0);
-        ck_assert_int_eq(pthread_detach(t), 0);
+        start_sleeper();
     }
     int _i = engine;
     struct fixture f;
@@ -1169,9 +1176,7 @@ static unsigned slots_in_use(const struct fm_heap *h)
  * bytes written whole between two small live ones. */
 static void owed_case_open(struct owed_case *c, int engine, size_t size)
 {
-    pthread_t t;
-    ck_assert_int_eq(pthread_create(&t, NULL, sleeper, NULL), 0);
-    ck_assert_int_eq(pthread_detach(t), 0);
+    start_sleeper();
     heap_open(&c->f, engine, 64 * MiB);
     c->size = size;
     c->before = fm_heap_malloc(&c->f.h, 64);
@@ -1319,9 +1324,7 @@ static void owe_in_a_remainder_then_join_it(struct fm_heap *h, void *arg)
 START_TEST(owed_release_made_before_a_join_unmarks_its_block)
 {
     APPLIES_ONLY_IF(frees_at_once(_i));
-    pthread_t t;
-    ck_assert_int_eq(pthread_create(&t, NULL, sleeper, NULL), 0);
-    ck_assert_int_eq(pthread_detach(t), 0);
+    start_sleeper();
     struct fixture f;
     heap_open(&f, _i, 64 * MiB);
     fm_heap_set_release(&f.h, 1 * MiB, 4 * MiB);
