@@ -357,22 +357,21 @@ static uint64_t cached_after_freeing(char **p, int n)
     return stats().cached;
 }
 
-static size_t depth_of(size_t usable)
-{
-    size_t n = FM_TCACHE_DEEP_BYTES / fm_block_stride(usable);
-    return n < FM_TCACHE_DEEP ? FM_TCACHE_DEEP : n > FM_TCACHE_DEEP_MAX ? FM_TCACHE_DEEP_MAX : n;
-}
-
 START_TEST(bouncing_list_holds_more)
 {
     open_heap(_i, 64 * MiB);
-    /* the three cases with the defaults: DEEP_MAX, the byte bound (78), DEEP */
-    static const size_t sizes[] = {40, 200, 600};
+    /* The three cases with the defaults (16 KiB, 64 and 128), worked out by hand: a
+     * 48-byte stride fits 341 in 16 KiB, held to DEEP_MAX; a 208-byte one 78, the
+     * byte bound; a 608-byte one 26, raised to DEEP. */
+    static const size_t sizes[] = {40, 200, 600}, depths[] = {128, 78, 64};
+    ck_assert_uint_eq(FM_TCACHE_DEEP_BYTES, 16 * 1024);
+    ck_assert_uint_eq(FM_TCACHE_DEEP, 64);
+    ck_assert_uint_eq(FM_TCACHE_DEEP_MAX, 128);
     enum { NMAX = FM_TCACHE_DEEP_MAX + 8, OTHER = 1000 };
     char *p[NMAX];
     uint64_t deep_bytes = 0;
     for (size_t z = 0; z < sizeof sizes / sizeof sizes[0]; z++) {
-        const size_t usable = sizes[z], depth = depth_of(usable);
+        const size_t usable = sizes[z], depth = depths[z];
         const int n = (int)depth + 8;
         ck_assert_uint_eq(fm_block_stride(usable) - 8, usable); /* usable is what a block gives */
         for (int k = 0; k <= FM_TCACHE_LIMIT; k++)
@@ -396,10 +395,6 @@ START_TEST(bouncing_list_holds_more)
         ck_assert_uint_eq(stats().live_blocks, 0);
         assert_sound();
     }
-    ck_assert_uint_eq(depth_of(sizes[0]), FM_TCACHE_DEEP_MAX);
-    ck_assert_uint_gt(depth_of(sizes[1]), FM_TCACHE_DEEP);
-    ck_assert_uint_lt(depth_of(sizes[1]), FM_TCACHE_DEEP_MAX);
-    ck_assert_uint_eq(depth_of(sizes[2]), FM_TCACHE_DEEP);
     /* A list that only overflowed since its last miss keeps the depth it has; a size
      * that never ran dry after overflowing keeps its limit. */
     for (int k = 0; k < NMAX; k++)
