@@ -140,17 +140,23 @@
  * take strides as they come) is not cached: no malloc would take it from its list.
  * A malloc whose list is empty takes the head of the next list up
  * (FM_TCACHE_LARGE_UP lists, 1) before the engine: a block at most two ranges, 1/8,
- * larger than asked.  With ~2 blocks a list (4 MiB over 48 ranges, churn), the lists
- * ran dry often: churn's engine visits for large mallocs 67,500 -> 27,300 (17,000
- * looking two up, 10,700 four), its instructions a call 44.5 -> 42.4, RSS in
- * fragment and release unchanged.
- * A thread holds at most FM_TCACHE_LARGE_LIMIT (16) blocks of a range and
- * FM_TCACHE_LARGE_BYTES of large blocks in all; they count against the cap and are
- * flushed like the rest.  The byte bound is what limits the memory: 16 a range
- * instead of 8 only lets more of the smaller ranges' blocks stay (churn 45.3 -> 44.5
- * instructions a call, the release workload's RSS unchanged; 32 gave 44.4).  Their
- * bytes are counted as they come and go, the one counter a hit updates beside the
- * list.
+ * larger than asked.  With ~2 blocks a list (then 4 MiB over 48 ranges, churn),
+ * the lists ran dry often: churn's engine visits for large mallocs 67,500 -> 27,300
+ * (17,000 looking two up, 10,700 four), its instructions a call 44.5 -> 42.4, RSS
+ * in fragment and release unchanged.
+ * A thread holds at most FM_TCACHE_LARGE_LIMIT (32) blocks of a range and
+ * FM_TCACHE_LARGE_BYTES (8 MiB) of large blocks in all; they count against the cap
+ * and are flushed like the rest.  The byte bound is what limits the memory, and it
+ * is what a churn of large blocks meets: with 4 MiB and 16 a range, churn's large
+ * calls reached the engine 54,500 times, and each such visit costs cache misses
+ * (the joins and list links of blocks kilobytes apart) that its ~200 instructions
+ * do not show.  8 MiB and 32 a range: the latency loop's large engine visits 12,100
+ * -> 3,000, churn's time a call 32.7 -> 26.6 ns (tlsf; fm 33.3 -> 30.8, 9
+ * interleaved runs), 41.6 -> 40.5 instructions, fragment's RSS unchanged and
+ * release's 1.2 MiB higher after its frees (bench/README).  8 MiB with 16 a range
+ * got less (the smaller ranges' lists filled), 16 MiB no more than 8 MiB.
+ * Their bytes are counted as they come and go, the one counter a hit updates
+ * beside the list.
  *
  * The ring.  While the process has threads, free does not read the block at all: it
  * notes the pointer (checked to lie in the pool, aligned) in its thread's ring, and

@@ -26,10 +26,10 @@ struct fm_heap;
 #define FM_TCACHE_LARGE_MAX ((size_t)64 * 1024)
 #define FM_TCACHE_LARGE_MAX_USABLE (FM_TCACHE_LARGE_MAX - 8)
 #ifndef FM_TCACHE_LARGE_LIMIT
-#define FM_TCACHE_LARGE_LIMIT 16
+#define FM_TCACHE_LARGE_LIMIT 32
 #endif
 #ifndef FM_TCACHE_LARGE_BYTES
-#define FM_TCACHE_LARGE_BYTES ((size_t)4 * 1024 * 1024)
+#define FM_TCACHE_LARGE_BYTES ((size_t)8 * 1024 * 1024)
 #endif
 #ifndef FM_TCACHE_LARGE_RANGES_LOG2
 #define FM_TCACHE_LARGE_RANGES_LOG2 4 /* ranges per doubling: 16 */

@@ -1302,10 +1302,16 @@ START_TEST(large_blocks_bounded)
     ck_assert_uint_le(st.cached, FM_TCACHE_LARGE_BYTES);
     ck_assert_uint_eq(st.live_blocks, 0);
     fm_heap_trim(&heap);
-    for (int k = 0; k < N; k++)
-        p[k] = fm_heap_malloc(&heap, 2000 + (size_t)k * 300); /* many lists */
-    for (int k = 0; k < N; k++)
-        fm_heap_free(&heap, p[k], "test");
+    /* many lists, twice the byte bound in all (sizes 2000-61700, ~31.9 KB a block),
+     * few enough a list that no list fills */
+    enum { M = (int)(2 * FM_TCACHE_LARGE_BYTES / 31000) + 1 };
+    static void *q[M];
+    for (int k = 0; k < M; k++) {
+        q[k] = fm_heap_malloc(&heap, 2000 + (size_t)(k % 200) * 300);
+        ck_assert_ptr_nonnull(q[k]);
+    }
+    for (int k = 0; k < M; k++)
+        fm_heap_free(&heap, q[k], "test");
     st = stats();
     ck_assert_uint_le(st.cached, FM_TCACHE_LARGE_BYTES);
     ck_assert_uint_gt(st.cached, FM_TCACHE_LARGE_BYTES - 64 * 1024);
