@@ -48,12 +48,12 @@
 
 /* Splitting.  A free block larger than a request is split only when the remainder is
  * worth keeping: at least a minimal block and at least 1/2^FM_SPLIT_SHIFT of the
- * request, or FM_SPLIT_LARGE bytes whatever the request.  Smaller remainders stay with the block (its usable size says so) instead
- * of becoming slivers that no later request fits and that cost a list operation each
- * way; the bound keeps a block's idle tail under 12.5%, where Kamailio's rule (split
- * only if the remainder exceeds the request) lets it reach 50%.  bench/tune.sh
- * measures the alternatives (building with other values of these macros); bench/README
- * has the figures. */
+ * request, or FM_SPLIT_LARGE bytes whatever the request.  Smaller remainders stay
+ * with the block (its usable size says so) instead of becoming slivers that no later
+ * request fits and that cost a list operation each way; the bound keeps a block's
+ * idle tail under 12.5%, where Kamailio's rule (split only if the remainder exceeds
+ * the request) lets it reach 50%.  bench/tune.sh measures the alternatives (building
+ * with other values of these macros); bench/README has the figures. */
 #ifndef FM_SPLIT_SHIFT
 #define FM_SPLIT_SHIFT 3
 #endif

@@ -179,10 +179,10 @@
  * the depot there, a large block within the bounds to its list); the frees that need
  * the heap's lock (a full depot, a block over the bounds, a block marked or refused)
  * stay in the ring until that lock is held, so that a flush, fork or the statistics,
- * which all hold it, never miss a free the program has made.  A block waits there whatever
- * its size (its size is what the ring does not read): a thread that frees a large
- * buffer and then sleeps holds it until one of the above, or until the pool would
- * grow: before the heap commits more memory, every thread's ring is settled, to the
+ * which all hold it, never miss a free the program has made.  A block waits there
+ * whatever its size (its size is what the ring does not read): a thread that frees a
+ * large buffer and then sleeps holds it until one of the above, or until the pool
+ * would grow: before the heap commits more memory, every thread's ring is settled, to the
  * engine (fm_tcache_release_rings, one membarrier for a growth of an eighth of the
  * pool at least), so a buffer freed there is reused instead of added to.  (Looking at
  * each block's size a few frees later, its header prefetched by then, would bound

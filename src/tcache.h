@@ -247,13 +247,13 @@ static inline void *fm_tcache_malloc(struct fm_heap *h, size_t size)
     return fm_tcache_malloc_in(tc, h, size);
 }
 
-/* free(ptr) through tc, this thread's cache, which is for h.  While the process has threads, a pointer in the pool
- * is noted in the thread's ring, and checked with the ring's others (tcache.c, "The
- * ring").  Else a live block of a cached stride joins its list; a full list sends it
- * to fm_heap_free_full; anything else goes to fm_heap_free_slow, which decides under
- * the heap's lock.  The size word is only a guess until pool_cacheable has seen its
- * check bits (a full list's engine checks the pointer itself).  caller names the
- * call in messages (a ring's: "free"). */
+/* free(ptr) through tc, this thread's cache, which is for h.  While the process has
+ * threads, a pointer in the pool is noted in the thread's ring, and checked with the
+ * ring's others (tcache.c, "The ring").  Else a live block of a cached stride joins
+ * its list; a full list sends it to fm_heap_free_full; anything else goes to
+ * fm_heap_free_slow, which decides under the heap's lock.  The size word is only a
+ * guess until pool_cacheable has seen its check bits (a full list's engine checks the
+ * pointer itself).  caller names the call in messages (a ring's: "free"). */
 static inline void fm_tcache_free_in(struct fm_tcache *tc, struct fm_heap *h, void *ptr, const char *caller)
 {
     const struct pool *pl = tc->pool;
@@ -346,7 +346,8 @@ void fm_tcache_deepen(struct fm_tcache *tc, size_t c) FM_HIDDEN;
 
 /* After a miss in this thread's cache for h of a block of stride class c (small or
  * large): the list takes frees up to its limit again, if it was shed; a small list
- * that overflowed since its last miss is deepened (fm_tcache_deepen; tcache.c, "Depth"). */
+ * that overflowed since its last miss is deepened (fm_tcache_deepen; tcache.c,
+ * "Depth"). */
 static inline void fm_tcache_unshed(const struct fm_heap *h, size_t c)
 {
     struct fm_tcache *tc = fm_tcache_mine;
@@ -423,9 +424,9 @@ void fm_tcache_stock(struct fm_heap *h, void **blk, size_t n) FM_HIDDEN;
 /* With the heap's lock held: free block p, whose size word says it has usable bytes
  * (24 to FM_TCACHE_MAX_USABLE), into this thread's cache, first giving the oldest
  * FM_TCACHE_BATCH blocks of its list to the depot, or if that is full back to the
- * engine, in address order, if the list is full.  1 if done; 0 if p is no live block or the thread has no cache for h (the
- * caller frees it to the engine, which checks it); -1 if p is in the cache already
- * (a double free: the caller reports it). */
+ * engine, in address order, if the list is full.  1 if done; 0 if p is no live block
+ * or the thread has no cache for h (the caller frees it to the engine, which checks
+ * it); -1 if p is in the cache already (a double free: the caller reports it). */
 int fm_tcache_push_flush(struct fm_heap *h, void *p, size_t usable) FM_HIDDEN;
 
 /* In a thread whose cache is for h, after a miss: a block of at least size usable
