@@ -145,18 +145,21 @@
  * (17,000 looking two up, 10,700 four), its instructions a call 44.5 -> 42.4, RSS
  * in fragment and release unchanged.
  * A thread holds at most FM_TCACHE_LARGE_LIMIT (32) blocks of a range and
- * FM_TCACHE_LARGE_BYTES (8 MiB) of large blocks in all; they count against the cap
- * and are flushed like the rest.  The byte bound is what limits the memory, and it
- * is what a churn of large blocks meets: with 4 MiB and 16 a range, churn's large
- * calls reached the engine 54,500 times, and each such visit costs cache misses
- * (the joins and list links of blocks kilobytes apart) that its ~200 instructions
- * do not show.  8 MiB and 32 a range: the latency loop's large engine visits 12,100
- * -> 3,000, churn's time a call 32.7 -> 26.6 ns (tlsf; fm 33.3 -> 30.8, 9
- * interleaved runs), 41.6 -> 40.5 instructions, fragment's RSS unchanged and
- * release's 1.2 MiB higher after its frees (bench/README).  8 MiB with 16 a range
- * got less (the smaller ranges' lists filled), 16 MiB no more than 8 MiB.
- * Their bytes are counted as they come and go, the one counter a hit updates
- * beside the list.
+ * FM_TCACHE_LARGE_BYTES (8 MiB) of large blocks in all, or while the process has
+ * threads FM_TCACHE_LARGE_BYTES_THREADED (4 MiB) each (a ring's settling checks that:
+ * below); they count against the cap and are flushed like the rest.  The byte bound
+ * is what limits the memory, and it is what a churn of large blocks meets: with 4 MiB
+ * and 16 a range, churn's large calls reached the engine 54,500 times, and each such
+ * visit costs cache misses (the joins and list links of blocks kilobytes apart) that
+ * its ~200 instructions do not show.  8 MiB and 32 a range: the latency loop's large
+ * engine visits 12,100 -> 3,000, churn's time a call 32.7 -> 26.6 ns (tlsf; fm 33.3
+ * -> 30.8, 9 interleaved runs), 41.6 -> 40.5 instructions, fragment's RSS unchanged
+ * and release's 1.2 MiB higher after its frees (bench/README).  8 MiB with 16 a range
+ * got less (the smaller ranges' lists filled), 16 MiB no more than 8 MiB.  That was
+ * measured with one thread; with threads the memory it costs is paid once a thread,
+ * so there a thread keeps the 4 MiB it had (a cache that holds more from before its
+ * process had threads goes down to it as its blocks are taken).  Their bytes are
+ * counted as they come and go, the one counter a hit updates beside the list.
  *
  * The ring.  While the process has threads, free does not read the block at all: it
  * notes the pointer (checked to lie in the pool, aligned) in its thread's ring, and
@@ -208,6 +211,7 @@ enum { NCLASS = FM_TCACHE_NCLASS, NSMALL = FM_TCACHE_NSMALL, LIMIT = FM_TCACHE_L
 _Static_assert(FM_TCACHE_NCLASS <= 255, "shed_next is a byte");
 _Static_assert(RING >= 1 && RING <= 255, "ring out of range");
 _Static_assert(FM_TCACHE_LARGE_LIMIT >= 1 && FM_TCACHE_LARGE_LIMIT <= 255, "large limit out of range");
+_Static_assert(FM_TCACHE_LARGE_BYTES_THREADED <= FM_TCACHE_LARGE_BYTES, "a thread's bound only shrinks with threads");
 _Static_assert(BATCH >= 1 && BATCH <= LIMIT && LIMIT <= 255, "batch and limit out of range");
 _Static_assert(FM_TCACHE_DEEP >= LIMIT && FM_TCACHE_DEEP_MAX >= FM_TCACHE_DEEP && FM_TCACHE_DEEP_MAX <= 255,
                "depth out of range");
@@ -721,7 +725,7 @@ bool fm_tcache_settle(struct fm_heap *h)
         c = fm_tcache_large_class(s);
         size_t usable = s - OVERHEAD;
         if (s - FM_TCACHE_LARGE_MIN <= FM_TCACHE_LARGE_MAX - FM_TCACHE_LARGE_MIN &&
-            tc->count[c] < tc->room[c] && tc->large_bytes + usable <= FM_TCACHE_LARGE_BYTES) {
+            tc->count[c] < tc->room[c] && tc->large_bytes + usable <= FM_TCACHE_LARGE_BYTES_THREADED) {
             link_in_key(tc, c, p, key);
             tc->large_bytes += usable;
             continue;

@@ -22,7 +22,8 @@ struct fm_heap;
 
 /* Larger blocks, up to FM_TCACHE_LARGE_MAX, are cached too (tcache.c, "Large
  * blocks"), in lists of sixteen size ranges per doubling, at most
- * FM_TCACHE_LARGE_LIMIT a list and FM_TCACHE_LARGE_BYTES in all per thread. */
+ * FM_TCACHE_LARGE_LIMIT a list, and in all per thread FM_TCACHE_LARGE_BYTES while the
+ * process has one thread and FM_TCACHE_LARGE_BYTES_THREADED while it has more. */
 #define FM_TCACHE_LARGE_MAX ((size_t)64 * 1024)
 #define FM_TCACHE_LARGE_MAX_USABLE (FM_TCACHE_LARGE_MAX - 8)
 #ifndef FM_TCACHE_LARGE_LIMIT
@@ -30,6 +31,9 @@ struct fm_heap;
 #endif
 #ifndef FM_TCACHE_LARGE_BYTES
 #define FM_TCACHE_LARGE_BYTES ((size_t)8 * 1024 * 1024)
+#endif
+#ifndef FM_TCACHE_LARGE_BYTES_THREADED
+#define FM_TCACHE_LARGE_BYTES_THREADED ((size_t)4 * 1024 * 1024)
 #endif
 #ifndef FM_TCACHE_LARGE_RANGES_LOG2
 #define FM_TCACHE_LARGE_RANGES_LOG2 4 /* ranges per doubling: 16 */

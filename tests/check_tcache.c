@@ -1281,12 +1281,15 @@ START_TEST(cached_blocks_count_as_free_pool)
 }
 END_TEST
 
-/* A thread's large blocks are bounded: FM_TCACHE_LARGE_LIMIT a list, and
- * FM_TCACHE_LARGE_BYTES in all; the rest go back to the engine. */
-START_TEST(large_blocks_bounded)
+/* A thread's large blocks are bounded: FM_TCACHE_LARGE_LIMIT a list, and in all
+ * FM_TCACHE_LARGE_BYTES alone, FM_TCACHE_LARGE_BYTES_THREADED while the process has
+ * threads (the frees then go through the ring); the rest go back to the engine. */
+static void large_blocks_are_bounded(bool threaded)
 {
-    open_heap(_i, 256 * MiB);
+    const size_t bound = threaded ? FM_TCACHE_LARGE_BYTES_THREADED : FM_TCACHE_LARGE_BYTES;
     make_my_cache();
+    if (threaded)
+        companion_start();
     enum { N = 200 };
     static void *p[N];
     for (int k = 0; k < N; k++) {
@@ -1296,13 +1299,14 @@ START_TEST(large_blocks_bounded)
     size_t u = fm_heap_usable_size(&heap, p[0]);
     for (int k = 0; k < N; k++)
         fm_heap_free(&heap, p[k], "test");
+    fm_tcache_settle(&heap);
     /* a list's worth (a block the engine left unsplit may sit in the next list) */
     struct fastmem_stats st = stats();
     ck_assert_uint_ge(st.cached, FM_TCACHE_LARGE_LIMIT * u);
-    ck_assert_uint_le(st.cached, FM_TCACHE_LARGE_BYTES);
+    ck_assert_uint_le(st.cached, bound);
     ck_assert_uint_eq(st.live_blocks, 0);
     fm_heap_trim(&heap);
-    /* many lists, twice the byte bound in all (sizes 2000-61700, ~31.9 KB a block),
+    /* many lists, twice the larger bound in all (sizes 2000-61700, ~31.9 KB a block),
      * few enough a list that no list fills */
     enum { M = (int)(2 * FM_TCACHE_LARGE_BYTES / 31000) + 1 };
     static void *q[M];
@@ -1312,13 +1316,17 @@ START_TEST(large_blocks_bounded)
     }
     for (int k = 0; k < M; k++)
         fm_heap_free(&heap, q[k], "test");
+    fm_tcache_settle(&heap);
     st = stats();
-    ck_assert_uint_le(st.cached, FM_TCACHE_LARGE_BYTES);
-    ck_assert_uint_gt(st.cached, FM_TCACHE_LARGE_BYTES - 64 * 1024);
+    ck_assert_uint_le(st.cached, bound);
+    ck_assert_uint_gt(st.cached, bound - 64 * 1024);
     ck_assert_uint_eq(st.live_blocks, 0);
     assert_sound();
+    if (threaded)
+        companion_stop();
 }
-END_TEST
+
+ALONE_AND_THREADED(large_blocks_bounded, large_blocks_are_bounded, 256 * MiB)
 
 /* A large malloc asks for a stride rounded up to where a list's range starts, 1088
  * bytes at least; a block of 1040-1072 (a calloc, a realloc or an aligned block of
@@ -1838,6 +1846,7 @@ static Suite *tcache_suite(void)
     tcase_add_loop_test_raise_signal(tc, double_free_of_depot_block_aborts, SIGABRT, 0, n);
     tcase_add_loop_test_raise_signal(tc, double_free_of_restocked_block_aborts, SIGABRT, 0, n);
     tcase_add_loop_test(tc, large_blocks_reused_without_the_engine, 0, n);
+    tcase_add_loop_test(tc, large_blocks_bounded_threaded, 0, n);
     tcase_add_loop_test(tc, smallest_large_strides_not_cached_threaded, 0, n);
     tcase_add_loop_test(tc, large_malloc_takes_from_the_lists_above_threaded, 0, n);
     tcase_add_loop_test(tc, cap_exact_with_threads_holding_caches, 0, n);
