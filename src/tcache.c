@@ -185,12 +185,12 @@
  * which all hold it, never miss a free the program has made.  A block waits there
  * whatever its size (its size is what the ring does not read): a thread that frees a
  * large buffer and then sleeps holds it until one of the above, or until the pool
- * would grow: before the heap commits more memory, every thread's ring is settled, to the
- * engine (fm_tcache_release_rings, one membarrier for a growth of an eighth of the
- * pool at least), so a buffer freed there is reused instead of added to.  (Looking at
- * each block's size a few frees later, its header prefetched by then, would bound
- * the wait to a few frees; it cost larson ~4% and still leaves a sleeping thread's
- * last frees held.)
+ * would grow: before the heap commits more memory, every thread's ring is settled, to
+ * the engine (fm_tcache_release_rings, one membarrier for a growth of an eighth of
+ * the pool at least), so a buffer freed there is reused instead of added to.
+ * (Looking at each block's size a few frees later, its header prefetched by then,
+ * would bound the wait to a few frees; it cost larson ~4% and still leaves a sleeping
+ * thread's last frees held.)
  *
  * Counting.  A hit stores only what it must: the list head and its length, and a
  * free (or calloc) counts itself.  What a cache holds is derived from the list
