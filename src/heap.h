@@ -64,6 +64,8 @@ struct fm_heap {
     uint32_t shed_epoch;              /* pages given back so far: threads shed (tcache.c) */
     fm_lock_t tc_registry_lock;
     struct fm_tcache *tc_registry;
+    uint32_t tc_count;                /* caches in the registry */
+    size_t tc_large_share;            /* large bytes a cache may hold, with threads */
     struct fm_depot *depot;           /* batches between the caches (tcache.c) */
     bool populate;                    /* populate ahead (heap.c; MEMPOPULATE) */
     bool trimming;                    /* in malloc_trim: its releases are made at once */

@@ -157,9 +157,16 @@
  * and release's 1.2 MiB higher after its frees (bench/README).  8 MiB with 16 a range
  * got less (the smaller ranges' lists filled), 16 MiB no more than 8 MiB.  That was
  * measured with one thread; with threads the memory it costs is paid once a thread,
- * so there a thread keeps the 4 MiB it had (a cache that holds more from before its
- * process had threads goes down to it as its blocks are taken).  Their bytes are
- * counted as they come and go, the one counter a hit updates beside the list.
+ * so there a thread keeps the 4 MiB it had, and all the caches together share
+ * FM_TCACHE_LARGE_BUDGET (32 MiB, tcmalloc's default for all its thread caches): past
+ * eight caches each may hold the budget over their number, down to
+ * FM_TCACHE_LARGE_SHARE_MIN (256 KiB, past 128), so a service of a hundred threads
+ * does not keep 400 MiB of freed buffers.  The share changes as caches are made and
+ * retired (set_large_share, under the registry's lock) and settling reads it; a cache
+ * that holds more than its share (from before its process had threads, or before
+ * more threads came) goes down to it as its blocks are taken, since only its owner
+ * may take them, and any cache gives all back at ENOMEM.  Their bytes are counted as
+ * they come and go, the one counter a hit updates beside the list.
  *
  * The ring.  While the process has threads, free does not read the block at all: it
  * notes the pointer (checked to lie in the pool, aligned) in its thread's ring, and
@@ -212,6 +219,9 @@ _Static_assert(FM_TCACHE_NCLASS <= 255, "shed_next is a byte");
 _Static_assert(RING >= 1 && RING <= 255, "ring out of range");
 _Static_assert(FM_TCACHE_LARGE_LIMIT >= 1 && FM_TCACHE_LARGE_LIMIT <= 255, "large limit out of range");
 _Static_assert(FM_TCACHE_LARGE_BYTES_THREADED <= FM_TCACHE_LARGE_BYTES, "a thread's bound only shrinks with threads");
+_Static_assert(FM_TCACHE_LARGE_SHARE_MIN <= FM_TCACHE_LARGE_BYTES_THREADED &&
+                   FM_TCACHE_LARGE_SHARE_MIN >= FM_TCACHE_LARGE_MAX,
+               "a share holds at least one large block, and no more than a thread's bound");
 _Static_assert(BATCH >= 1 && BATCH <= LIMIT && LIMIT <= 255, "batch and limit out of range");
 _Static_assert(FM_TCACHE_DEEP >= LIMIT && FM_TCACHE_DEEP_MAX >= FM_TCACHE_DEEP && FM_TCACHE_DEEP_MAX <= 255,
                "depth out of range");
@@ -221,6 +231,18 @@ __thread int fm_tcache_state __attribute__((tls_model("initial-exec")));
 
 static pthread_key_t exit_key;
 void *fm_tcache_key; /* the double-free mark, random per process */
+
+/* Registry lock held, h->tc_count just changed: each cache's share of the budget for
+ * large blocks (read without the lock by settling: one whole word). */
+static void set_large_share(struct fm_heap *h)
+{
+    size_t share = FM_TCACHE_LARGE_BUDGET / (h->tc_count ? h->tc_count : 1);
+    if (share > FM_TCACHE_LARGE_BYTES_THREADED)
+        share = FM_TCACHE_LARGE_BYTES_THREADED;
+    if (share < FM_TCACHE_LARGE_SHARE_MIN)
+        share = FM_TCACHE_LARGE_SHARE_MIN;
+    __atomic_store_n(&h->tc_large_share, share, __ATOMIC_RELAXED);
+}
 
 /* The list a live block of stride s goes to (small or large), or 0 if none. */
 static inline size_t class_of(size_t s)
@@ -506,6 +528,8 @@ void fm_tcache_retire(struct fm_heap *h, void *arg)
         h->tc_registry = tc->next;
     if (tc->next)
         tc->next->prev = tc->prev;
+    h->tc_count--;
+    set_large_share(h);
     bool last = h->tc_registry == NULL;
     fm_lock_release(&h->tc_registry_lock, false);
     dissolve(h, tc);
@@ -527,6 +551,8 @@ void fm_tcache_setup(struct fm_heap *h)
     h->depot = fm_heap_alloc_internal(h, sizeof *h->depot); /* none: batches go to the engine */
     if (h->depot)
         memset(h->depot, 0, sizeof *h->depot);
+    h->tc_count = 0;
+    set_large_share(h);
     h->caches = true;
 }
 
@@ -563,6 +589,8 @@ static struct fm_tcache *cache(struct fm_heap *h)
     if (tc->next)
         tc->next->prev = tc;
     h->tc_registry = tc;
+    h->tc_count++;
+    set_large_share(h);
     fm_lock_release(&h->tc_registry_lock, false);
     fm_tcache_mine = tc;
     fm_tcache_state = 1;
@@ -701,6 +729,7 @@ bool fm_tcache_settle(struct fm_heap *h)
      * stores into the blocks would make the compiler load them again each time.) */
     void *key = fm_tcache_key;
     uintptr_t lo = tc->pool->lo;
+    size_t share = __atomic_load_n(&h->tc_large_share, __ATOMIC_RELAXED);
     for (unsigned i = 0; i < n; i++) {
         void **p = tc->ring[i];
         size_t word = block_word(from_ptr(p)), s = word & FM_STRIDE_BITS, c;
@@ -725,7 +754,7 @@ bool fm_tcache_settle(struct fm_heap *h)
         c = fm_tcache_large_class(s);
         size_t usable = s - OVERHEAD;
         if (s - FM_TCACHE_LARGE_MIN <= FM_TCACHE_LARGE_MAX - FM_TCACHE_LARGE_MIN &&
-            tc->count[c] < tc->room[c] && tc->large_bytes + usable <= FM_TCACHE_LARGE_BYTES_THREADED) {
+            tc->count[c] < tc->room[c] && tc->large_bytes + usable <= share) {
             link_in_key(tc, c, p, key);
             tc->large_bytes += usable;
             continue;
@@ -1196,6 +1225,7 @@ void fm_tcache_postfork_child(struct fm_heap *h)
     struct fm_tcache *mine = fm_tcache_mine;
     struct fm_tcache *tc = h->tc_registry;
     h->tc_registry = NULL;
+    h->tc_count = 0;
     while (tc) {
         struct fm_tcache *next = tc->next;
         fm_owned_init(&tc->own);
@@ -1203,9 +1233,11 @@ void fm_tcache_postfork_child(struct fm_heap *h)
             tc->prev = NULL;
             tc->next = h->tc_registry;
             h->tc_registry = tc;
+            h->tc_count = 1;
         } else {
             dissolve(h, tc);
         }
         tc = next;
     }
+    set_large_share(h);
 }

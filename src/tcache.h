@@ -23,7 +23,7 @@ struct fm_heap;
 /* Larger blocks, up to FM_TCACHE_LARGE_MAX, are cached too (tcache.c, "Large
  * blocks"), in lists of sixteen size ranges per doubling, at most
  * FM_TCACHE_LARGE_LIMIT a list, and in all per thread FM_TCACHE_LARGE_BYTES while the
- * process has one thread and FM_TCACHE_LARGE_BYTES_THREADED while it has more. */
+ * process has one thread and its share of FM_TCACHE_LARGE_BUDGET while it has more. */
 #define FM_TCACHE_LARGE_MAX ((size_t)64 * 1024)
 #define FM_TCACHE_LARGE_MAX_USABLE (FM_TCACHE_LARGE_MAX - 8)
 #ifndef FM_TCACHE_LARGE_LIMIT
@@ -34,6 +34,16 @@ struct fm_heap;
 #endif
 #ifndef FM_TCACHE_LARGE_BYTES_THREADED
 #define FM_TCACHE_LARGE_BYTES_THREADED ((size_t)4 * 1024 * 1024)
+#endif
+/* With threads, the caches' large blocks share a process-wide budget: a thread may
+ * hold FM_TCACHE_LARGE_BUDGET over the number of caches, no more than
+ * FM_TCACHE_LARGE_BYTES_THREADED and no less than FM_TCACHE_LARGE_SHARE_MIN (so the
+ * budget holds up to 128 threads, past which each keeps a few blocks). */
+#ifndef FM_TCACHE_LARGE_BUDGET
+#define FM_TCACHE_LARGE_BUDGET ((size_t)32 * 1024 * 1024)
+#endif
+#ifndef FM_TCACHE_LARGE_SHARE_MIN
+#define FM_TCACHE_LARGE_SHARE_MIN ((size_t)256 * 1024)
 #endif
 #ifndef FM_TCACHE_LARGE_RANGES_LOG2
 #define FM_TCACHE_LARGE_RANGES_LOG2 4 /* ranges per doubling: 16 */

@@ -1540,6 +1540,87 @@ START_TEST(cap_exact_with_threads_holding_caches)
 }
 END_TEST
 
+/* Threads that each free twice a thread's large bound of large blocks over many lists
+ * (sizes 2000-61700, ~31.9 KB a block, few enough a list that no list fills), settle
+ * them into their caches, and wait to be let go. */
+enum { SHARERS = 12, SHARER_BLOCKS = (int)(2 * FM_TCACHE_LARGE_BYTES_THREADED / 31000) + 1 };
+static pthread_barrier_t shared_made, shared_filled, shared_release;
+
+static void *free_large_and_wait(void *arg)
+{
+    (void)arg;
+    make_my_cache();
+    pthread_barrier_wait(&shared_made); /* every cache made: the share is the final one */
+    void **q = malloc(SHARER_BLOCKS * sizeof *q);
+    ck_assert_ptr_nonnull(q);
+    for (int k = 0; k < SHARER_BLOCKS; k++) {
+        q[k] = fm_heap_malloc(&heap, 2000 + (size_t)(k % 200) * 300);
+        ck_assert_ptr_nonnull(q[k]);
+        memset(q[k], k, 2000);
+    }
+    for (int k = 0; k < SHARER_BLOCKS; k++)
+        fm_heap_free(&heap, q[k], "test");
+    fm_tcache_settle(&heap);
+    free(q);
+    pthread_barrier_wait(&shared_filled);
+    pthread_barrier_wait(&shared_release);
+    return NULL;
+}
+
+/* With many threads, the large blocks their caches hold share FM_TCACHE_LARGE_BUDGET:
+ * twelve threads (with this one, thirteen caches; the companion that gives the
+ * process threads from the start makes none) that each free twice the 4 MiB a thread
+ * may hold keep no more than the budget in all, where four MiB each would be 48 MiB,
+ * and still most of it; once they have exited, one thread again keeps its 4 MiB. */
+START_TEST(large_blocks_share_a_budget_across_threads)
+{
+    open_heap(_i, 256 * MiB);
+    make_my_cache();
+    companion_start();
+    ck_assert_uint_gt(SHARERS * FM_TCACHE_LARGE_BYTES_THREADED, FM_TCACHE_LARGE_BUDGET);
+    const size_t share = FM_TCACHE_LARGE_BUDGET / (SHARERS + 1);
+    pthread_t t[SHARERS];
+    pthread_barrier_init(&shared_made, NULL, SHARERS + 1);
+    pthread_barrier_init(&shared_filled, NULL, SHARERS + 1);
+    pthread_barrier_init(&shared_release, NULL, SHARERS + 1);
+    for (int i = 0; i < SHARERS; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, free_large_and_wait, NULL), 0);
+    pthread_barrier_wait(&shared_made);
+    pthread_barrier_wait(&shared_filled);
+    struct fastmem_stats st = stats();
+    ck_assert_uint_eq(st.live_blocks, 0);
+    /* small blocks: each thread's first miss left a batch of one small stride */
+    const size_t small = (SHARERS + 1) * FM_TCACHE_DEEP * FM_TCACHE_MAX_STRIDE;
+    ck_assert_uint_le(st.cached, FM_TCACHE_LARGE_BUDGET + small);
+    ck_assert_uint_le(st.cached, SHARERS * share + small);
+    ck_assert_uint_gt(st.cached, SHARERS * (share - 64 * 1024));
+    pthread_barrier_wait(&shared_release);
+    for (int i = 0; i < SHARERS; i++)
+        pthread_join(t[i], NULL);
+    fm_heap_trim(&heap);
+    ck_assert_uint_eq(stats().cached, 0);
+    /* this thread's cache alone (the process still has threads): a thread's full bound */
+    enum { M = SHARER_BLOCKS };
+    static void *q[M];
+    for (int k = 0; k < M; k++) {
+        q[k] = fm_heap_malloc(&heap, 2000 + (size_t)(k % 200) * 300);
+        ck_assert_ptr_nonnull(q[k]);
+    }
+    for (int k = 0; k < M; k++)
+        fm_heap_free(&heap, q[k], "test");
+    fm_tcache_settle(&heap);
+    st = stats();
+    ck_assert_uint_le(st.cached, FM_TCACHE_LARGE_BYTES_THREADED);
+    ck_assert_uint_gt(st.cached, FM_TCACHE_LARGE_BYTES_THREADED - 64 * 1024);
+    fm_heap_trim(&heap);
+    assert_sound();
+    companion_stop();
+    pthread_barrier_destroy(&shared_made);
+    pthread_barrier_destroy(&shared_filled);
+    pthread_barrier_destroy(&shared_release);
+}
+END_TEST
+
 /* Threads that free blocks and keep them waiting in their rings (fewer than a ring
  * holds), then wait to be let go. */
 enum { WAITING = FM_TCACHE_RING - 3 };
@@ -1849,6 +1930,7 @@ static Suite *tcache_suite(void)
     tcase_add_loop_test(tc, large_blocks_bounded_threaded, 0, n);
     tcase_add_loop_test(tc, smallest_large_strides_not_cached_threaded, 0, n);
     tcase_add_loop_test(tc, large_malloc_takes_from_the_lists_above_threaded, 0, n);
+    tcase_add_loop_test(tc, large_blocks_share_a_budget_across_threads, 0, n);
     tcase_add_loop_test(tc, cap_exact_with_threads_holding_caches, 0, n);
     tcase_add_loop_test(tc, cap_exact_with_frees_waiting_in_rings, 0, n);
     tcase_add_loop_test(tc, ring_frees_count_at_once_and_settle_at_a_miss, 0, n);
