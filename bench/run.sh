@@ -18,7 +18,7 @@ set -eu
 
 runs=5
 scale=1
-workloads="same-inorder same-random churn fragment larson prodcons latency release"
+workloads="same-inorder same-random churn fragment larson prodcons latency release idle-threads"
 while getopts "r:s:w:h" opt; do
     case $opt in
     r) runs=$OPTARG ;;
@@ -99,6 +99,14 @@ END {
             for (j = 1; j <= na; j++) {
                 a = al[j]
                 printf "| %-9s | %8d | %8d | %11d | %8d | %12.1f | %12.1f | %12.1f | %11.1f |\n", a, median(val[w, a, "free_p50"]), median(val[w, a, "free_p99"]), median(val[w, a, "free_p9999"]), median(val[w, a, "free_max"]), median(val[w, a, "rss_peak_mib"]), median(val[w, a, "rss_after_mib"]), median(val[w, a, "rss_later_mib"]), median(val[w, a, "live_after_mib"])
+            }
+        } else if (w == "idle-threads") {
+            gh = median(val[w, "glibc", "rss_held_mib"])
+            printf "| %-9s | %12s | %13s | %8s |\n", "allocator", "RSS peak MiB", "held idle MiB", "vs glibc"
+            printf "|-----------|--------------|---------------|----------|\n"
+            for (j = 1; j <= na; j++) {
+                a = al[j]; h = median(val[w, a, "rss_held_mib"])
+                printf "| %-9s | %12.1f | %13.1f | %8s |\n", a, median(val[w, a, "rss_peak_mib"]), h, gh ? sprintf("%.2fx", h / gh) : "-"
             }
         } else if (w ~ /^same/) {
             gm = median(val[w, "glibc", "malloc_ns"]); gf = median(val[w, "glibc", "free_ns"])

@@ -32,6 +32,10 @@
  *                 pairs of a ~100 KB malloc and its free from the first free to the
  *                 end: a second line, workload=release-contended-other, with the
  *                 frees' mean (free_ns) and the pairs' p50, p99, p99.9 and max
+ *   idle-threads  32 threads, all at once, each allocate 160 blocks of 1-64 KiB (~5
+ *                 MiB), write them whole and free them all, then wait: the RSS kept
+ *                 while they wait (rss_held), freed memory that thread caches and
+ *                 arenas hold for threads that may never allocate again
  *
  * Keys: ns_per_call (all malloc and free calls; for larson, per replacement in one
  * thread; for prodcons, per block), malloc_ns and free_ns (the two
@@ -462,6 +466,57 @@ static void *contender(void *arg)
     return NULL;
 }
 
+/* ---------------------------------------------------------------- idle-threads */
+
+enum { IDLE_THREADS = 32, IDLE_BLOCKS = 160 };
+static pthread_barrier_t idle_start, idle_freed, idle_go;
+
+static void *burst_then_idle(void *arg)
+{
+    uint64_t st = 1000 + (uint64_t)(uintptr_t)arg;
+    void *p[IDLE_BLOCKS];
+    size_t n[IDLE_BLOCKS];
+    char *request = must_malloc(100); /* the burst's small bookkeeping */
+    request[0] = 1;
+    pthread_barrier_wait(&idle_start); /* all at once */
+    for (int k = 0; k < IDLE_BLOCKS; k++) {
+        n[k] = 1024 + (size_t)(rng_next(&st) % (64 * 1024 - 1024));
+        p[k] = must_malloc(n[k]);
+        memset(p[k], k, n[k]);
+    }
+    for (int k = 0; k < IDLE_BLOCKS; k++) {
+        check(p[k], n[k], (unsigned char)k);
+        free(p[k]);
+    }
+    free(request);
+    pthread_barrier_wait(&idle_freed);
+    pthread_barrier_wait(&idle_go);
+    return NULL;
+}
+
+/* A service's worker threads after a burst: each allocated and freed ~5 MiB of
+ * buffers and now waits for work.  What the process keeps resident while they wait,
+ * over what it had before they started: freed memory held for them. */
+static void idle_threads(void)
+{
+    pthread_t t[IDLE_THREADS];
+    pthread_barrier_init(&idle_start, NULL, IDLE_THREADS);
+    pthread_barrier_init(&idle_freed, NULL, IDLE_THREADS + 1);
+    pthread_barrier_init(&idle_go, NULL, IDLE_THREADS + 1);
+    uint64_t base = rss_now();
+    for (size_t i = 0; i < IDLE_THREADS; i++)
+        pthread_create(&t[i], NULL, burst_then_idle, (void *)i);
+    pthread_barrier_wait(&idle_freed);
+    uint64_t held = rss_now();
+    uint64_t peak = rss_peak();
+    pthread_barrier_wait(&idle_go);
+    for (size_t i = 0; i < IDLE_THREADS; i++)
+        pthread_join(t[i], NULL);
+    const double mib = 1024.0 * 1024.0;
+    printf("workload=idle-threads threads=%d rss_peak_mib=%.1f rss_held_mib=%.1f\n", IDLE_THREADS,
+           (double)(peak - base) / mib, (double)(held > base ? held - base : 0) / mib);
+}
+
 /* A service after a burst: its heap grew to 256 MiB of sessions (about 50 blocks of
  * mixed sizes each, allocated together), then nine sessions in ten end and their
  * blocks are freed in random order.  How much of the freed memory goes back to the
@@ -554,7 +609,7 @@ static void release(const char *name, size_t scale)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: workloads same-inorder|same-random|churn|fragment|larson|prodcons|latency|release|release-threaded|release-contended [SCALE]\n");
+        fprintf(stderr, "usage: workloads same-inorder|same-random|churn|fragment|larson|prodcons|latency|release|release-threaded|release-contended|idle-threads [SCALE]\n");
         return 2;
     }
     size_t scale = argc > 2 ? strtoul(argv[2], NULL, 10) : 1;
@@ -578,6 +633,8 @@ int main(int argc, char **argv)
         release(argv[1], scale);
     else if (strcmp(argv[1], "release-contended") == 0)
         release(argv[1], scale);
+    else if (strcmp(argv[1], "idle-threads") == 0)
+        idle_threads();
     else if (strcmp(argv[1], "release-threaded") == 0) {
         pthread_t t; /* idle: the process has threads, and the allocator knows it */
         pthread_create(&t, NULL, idle_thread, NULL);
