@@ -1687,6 +1687,19 @@ static Suite *engine_suite(void)
 {
     Suite *s = suite_create("engine");
     int n = (int)fm_engine_count();
+    /* The tests that run threads over one heap, every engine's.  A ThreadSanitizer
+     * build (scripts/test.sh) runs these alone: the rest have one thread, and take
+     * minutes under it for nothing it could find. */
+    TCase *th = tcase_create("threads");
+    tcase_set_timeout(th, 120);
+    tcase_add_loop_test(th, populate_ahead_of_small_blocks_threaded, 0, n);
+    tcase_add_loop_test(th, threaded_release_made_after_the_lock, 0, n);
+    tcase_add_loop_test(th, threads_share_one_heap, 0, n);
+    tcase_add_loop_test(th, threads_share_released_runs, 0, n);
+    suite_add_tcase(s, th);
+#if TU_TSAN
+    return s;
+#endif
     TCase *tc = tcase_create("conformance");
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, small_sizes, 0, n);
@@ -1705,7 +1718,6 @@ static Suite *engine_suite(void)
     tcase_add_loop_test(tc, engine_minimum_pool, 0, n);
     tcase_add_loop_test(tc, engine_coalesces_both_sides, 0, n);
     tcase_add_loop_test(tc, populate_ahead_of_small_blocks, 0, n);
-    tcase_add_loop_test(tc, populate_ahead_of_small_blocks_threaded, 0, n);
     tcase_add_loop_test(tc, engine_split_rule, 0, n);
     tcase_add_loop_test(tc, engine_splits_large_tails, 0, n);
     tcase_add_loop_test(tc, engine_many_same_size_frees, 0, n);
@@ -1718,15 +1730,12 @@ static Suite *engine_suite(void)
     tcase_add_loop_test(tc, statistics_add_up, 0, n);
     tcase_add_loop_test(tc, trim_releases_free_pages, 0, n);
     tcase_add_loop_test(tc, release_waits_for_a_batch, 0, n);
-    tcase_add_loop_test(tc, threaded_release_made_after_the_lock, 0, n);
     tcase_add_loop_test(tc, owed_release_made_before_its_block_is_handed_out, 0, n);
     tcase_add_loop_test(tc, owed_release_made_before_a_block_grows_into_it, 0, n);
     tcase_add_loop_test(tc, owed_release_made_before_a_join_unmarks_its_block, 0, n);
     tcase_add_loop_test(tc, fork_makes_the_releases_owed_in_the_child, 0, n);
     tcase_add_loop_test(tc, waiting_grains_never_touch_live_blocks, 0, n);
     tcase_add_loop_test(tc, freed_runs_go_back_to_the_kernel, 0, n);
-    tcase_add_loop_test(tc, threads_share_one_heap, 0, n);
-    tcase_add_loop_test(tc, threads_share_released_runs, 0, n);
     suite_add_tcase(s, tc);
     TCase *reg = tcase_create("registry");
     tcase_add_test(reg, preload_tests_cover_every_engine);

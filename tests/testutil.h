@@ -76,6 +76,19 @@ static inline size_t tu_verify(const void *p, size_t n, uint32_t seed)
     return n;
 }
 
+/* Whether this is a ThreadSanitizer build (gcc says so with a macro, clang with a
+ * feature test). */
+#if defined(__SANITIZE_THREAD__)
+#define TU_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TU_TSAN 1
+#endif
+#endif
+#ifndef TU_TSAN
+#define TU_TSAN 0
+#endif
+
 /* Run a suite and turn its result into an exit status for the automake harness. */
 static inline int tu_run(Suite *s)
 {
