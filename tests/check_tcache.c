@@ -1281,6 +1281,23 @@ START_TEST(cached_blocks_count_as_free_pool)
 }
 END_TEST
 
+/* m large blocks over many lists (sizes 2000-61700, ~31.9 KB a block, few enough a
+ * list that no list fills), written, then all freed, and this thread's ring settled. */
+static void free_large_spread(int m)
+{
+    void **q = malloc((size_t)m * sizeof *q);
+    ck_assert_ptr_nonnull(q);
+    for (int k = 0; k < m; k++) {
+        q[k] = fm_heap_malloc(&heap, 2000 + (size_t)(k % 200) * 300);
+        ck_assert_ptr_nonnull(q[k]);
+        memset(q[k], k, 2000);
+    }
+    for (int k = 0; k < m; k++)
+        fm_heap_free(&heap, q[k], "test");
+    fm_tcache_settle(&heap);
+    free(q);
+}
+
 /* A thread's large blocks are bounded: FM_TCACHE_LARGE_LIMIT a list, and in all
  * FM_TCACHE_LARGE_BYTES alone, FM_TCACHE_LARGE_BYTES_THREADED while the process has
  * threads (the frees then go through the ring); the rest go back to the engine. */
@@ -1306,17 +1323,8 @@ static void large_blocks_are_bounded(bool threaded)
     ck_assert_uint_le(st.cached, bound);
     ck_assert_uint_eq(st.live_blocks, 0);
     fm_heap_trim(&heap);
-    /* many lists, twice the larger bound in all (sizes 2000-61700, ~31.9 KB a block),
-     * few enough a list that no list fills */
-    enum { M = (int)(2 * FM_TCACHE_LARGE_BYTES / 31000) + 1 };
-    static void *q[M];
-    for (int k = 0; k < M; k++) {
-        q[k] = fm_heap_malloc(&heap, 2000 + (size_t)(k % 200) * 300);
-        ck_assert_ptr_nonnull(q[k]);
-    }
-    for (int k = 0; k < M; k++)
-        fm_heap_free(&heap, q[k], "test");
-    fm_tcache_settle(&heap);
+    /* many lists, twice the larger bound in all */
+    free_large_spread((int)(2 * FM_TCACHE_LARGE_BYTES / 31000) + 1);
     st = stats();
     ck_assert_uint_le(st.cached, bound);
     ck_assert_uint_gt(st.cached, bound - 64 * 1024);
@@ -1541,8 +1549,7 @@ START_TEST(cap_exact_with_threads_holding_caches)
 END_TEST
 
 /* Threads that each free twice a thread's large bound of large blocks over many lists
- * (sizes 2000-61700, ~31.9 KB a block, few enough a list that no list fills), settle
- * them into their caches, and wait to be let go. */
+ * into their caches, and wait to be let go. */
 enum { SHARERS = 12, SHARER_BLOCKS = (int)(2 * FM_TCACHE_LARGE_BYTES_THREADED / 31000) + 1 };
 static pthread_barrier_t shared_made, shared_filled, shared_release;
 
@@ -1551,17 +1558,7 @@ static void *free_large_and_wait(void *arg)
     (void)arg;
     make_my_cache();
     pthread_barrier_wait(&shared_made); /* every cache made: the share is the final one */
-    void **q = malloc(SHARER_BLOCKS * sizeof *q);
-    ck_assert_ptr_nonnull(q);
-    for (int k = 0; k < SHARER_BLOCKS; k++) {
-        q[k] = fm_heap_malloc(&heap, 2000 + (size_t)(k % 200) * 300);
-        ck_assert_ptr_nonnull(q[k]);
-        memset(q[k], k, 2000);
-    }
-    for (int k = 0; k < SHARER_BLOCKS; k++)
-        fm_heap_free(&heap, q[k], "test");
-    fm_tcache_settle(&heap);
-    free(q);
+    free_large_spread(SHARER_BLOCKS);
     pthread_barrier_wait(&shared_filled);
     pthread_barrier_wait(&shared_release);
     return NULL;
@@ -1600,15 +1597,7 @@ START_TEST(large_blocks_share_a_budget_across_threads)
     fm_heap_trim(&heap);
     ck_assert_uint_eq(stats().cached, 0);
     /* this thread's cache alone (the process still has threads): a thread's full bound */
-    enum { M = SHARER_BLOCKS };
-    static void *q[M];
-    for (int k = 0; k < M; k++) {
-        q[k] = fm_heap_malloc(&heap, 2000 + (size_t)(k % 200) * 300);
-        ck_assert_ptr_nonnull(q[k]);
-    }
-    for (int k = 0; k < M; k++)
-        fm_heap_free(&heap, q[k], "test");
-    fm_tcache_settle(&heap);
+    free_large_spread(SHARER_BLOCKS);
     st = stats();
     ck_assert_uint_le(st.cached, FM_TCACHE_LARGE_BYTES_THREADED);
     ck_assert_uint_gt(st.cached, FM_TCACHE_LARGE_BYTES_THREADED - 64 * 1024);
