@@ -298,32 +298,29 @@ static bool grow(struct fm_heap *h, size_t need)
 }
 
 /* Populate-ahead.  A fresh page costs a page fault when first written (1.3 us on the
- * virtual machine of bench/README, up to 10 us on others), and a malloc that writes
- * a header on one is a slow call: a run of small allocations touches a new page
- * every few calls, and a split writes its remainder's header inside a free block, on
- * a page the program may never have touched.  So when a block of up to
+ * virtual machine of bench/README, up to 20 us there on a slow day), and a malloc
+ * that writes a header on one is a slow call: a run of small allocations touches a
+ * new page every few calls, and a split writes its remainder's header inside a free
+ * block, on a page the program may never have touched.  So when a block of up to
  * POPULATE_SMALL ends past the pages already faulted in, the private heap faults in
  * its pages and the next POPULATE_AHEAD bytes with one MADV_POPULATE_WRITE (about as
- * much a page as a fault, but one call for 32 pages and more).  The pages are the
+ * much a page as a fault, but one call for 128 pages and more).  The pages are the
  * same; what changes is how many calls pay for them: in the latency workload, ~700
  * mallocs in a million took a fault with 16 KiB blocks and 64 KiB ahead (the blocks
  * of 16-64 KiB the program wrote only at their ends left untouched pages inside the
- * heap, for later splits to fault on), and ~70 populates with these values, malloc
- * p99.99 3.3 -> 1.0 us (bench/README).  Larger blocks are left alone: a program may
- * never touch most of one, and RSS should say what it uses.  What it costs: RSS
- * counts the whole of a block of up to 64 KiB taken from fresh memory, written or
- * not, and up to POPULATE_AHEAD past the heap's last one; and the call that
- * populates, up to ~48 pages, is the slowest malloc while the heap grows (its max,
- * bench/README).  MEMPOPULATE=0 turns it all off, for a program that keeps many such
- * blocks mostly unwritten.  Building with
- * -DFM_POPULATE_SMALL= and -DFM_POPULATE_AHEAD= measures other values. */
-#ifndef FM_POPULATE_SMALL
-#define FM_POPULATE_SMALL ((size_t)64 * 1024)
-#endif
+ * heap, for later splits to fault on), ~70 populates with 128 KiB ahead, malloc
+ * p99.99 3.3 -> 1.0 us; and when the heap grew more in that loop (the larger caches
+ * of 7721c52), 97 with 128 KiB, so that the 100th slowest malloc, p99.99, was a
+ * populate, and 30 with 512 KiB: p99.99 27 -> 15 us on a day of 20 us faults, below
+ * every peer's (bench/README).  Larger blocks are left alone: a program may never
+ * touch most of one, and RSS should say what it uses.  What it costs: RSS counts
+ * the whole of a block of up to 64 KiB taken from fresh memory, written or not, and
+ * up to POPULATE_AHEAD past the heap's last one; and the call that populates, up to
+ * ~144 pages, is the slowest malloc while the heap grows (its max, bench/README).
+ * MEMPOPULATE=0 turns it all off, for a program that keeps many such blocks mostly
+ * unwritten.  Building with -DFM_POPULATE_SMALL= and -DFM_POPULATE_AHEAD= (heap.h)
+ * measures other values. */
 #define POPULATE_SMALL ((size_t)FM_POPULATE_SMALL)
-#ifndef FM_POPULATE_AHEAD
-#define FM_POPULATE_AHEAD ((size_t)128 * 1024)
-#endif
 #define POPULATE_AHEAD ((size_t)FM_POPULATE_AHEAD)
 
 /* Fault in [lo, hi) of h's private pool; a kernel before 5.14, which has no

@@ -27,6 +27,15 @@
 #include "engine.h"
 #include "lock.h"
 
+/* Populate-ahead (heap.c): a block of up to FM_POPULATE_SMALL taken from fresh memory
+ * is faulted in whole, with FM_POPULATE_AHEAD bytes past it. */
+#ifndef FM_POPULATE_SMALL
+#define FM_POPULATE_SMALL ((size_t)64 * 1024)
+#endif
+#ifndef FM_POPULATE_AHEAD
+#define FM_POPULATE_AHEAD ((size_t)512 * 1024)
+#endif
+
 #include <fastmem.h>
 #include <pthread.h>
 

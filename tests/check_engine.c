@@ -885,8 +885,9 @@ static void start_sleeper(void)
     ck_assert_int_eq(pthread_detach(t), 0);
 }
 
-/* The private heap faults in the pages a block up to 64 KiB covers, and 128 KiB past
- * it, in one call, so a run of allocations does not take a page fault every few
+/* The private heap faults in the pages a block up to 64 KiB covers, and
+ * FM_POPULATE_AHEAD (512 KiB) past it, in one call, so a run of allocations does not
+ * take a page fault every few
  * calls, nor a later split a fault on a page inside a block the program wrote only in
  * part (heap.c, "Populate-ahead"); a larger block's pages stay untouched until the
  * program touches them. */
@@ -901,22 +902,24 @@ static void populate_ahead(int engine, bool threaded)
     const size_t KiB = 1024;
     /* First the large block, so that the pool grows once, before anything is
      * populated, and keeps ~2 MiB free after it for the rest. */
+    const size_t ahead = FM_POPULATE_AHEAD;
+    ck_assert_uint_gt(ahead, FM_POPULATE_SMALL); /* the filler below is not populated */
     char *large = fm_heap_malloc(&f.h, 32 * MiB);
     char *small = fm_heap_malloc(&f.h, 100);
-    char *filler = fm_heap_malloc(&f.h, 200 * KiB);
+    char *filler = fm_heap_malloc(&f.h, ahead + 72 * KiB);
     char *mid = fm_heap_malloc(&f.h, 40 * KiB); /* past the pages populated so far */
-    char *big = fm_heap_malloc(&f.h, 512 * KiB);
+    char *big = fm_heap_malloc(&f.h, ahead + 512 * KiB);
     ck_assert(large && small && filler && mid && big);
-    ck_assert(small > large + 32 * MiB && filler > small + 100 && mid > filler + 200 * KiB &&
+    ck_assert(small > large + 32 * MiB && filler > small + 100 && mid > filler + ahead + 72 * KiB &&
               big > mid + 40 * KiB); /* one after the other, as the test needs */
     size_t page = fm_os_page_size();
     if (tu_kernel_populates()) {
-        for (size_t off = 0; off < 128 * KiB; off += page)
+        for (size_t off = 0; off < ahead; off += page)
             TU_REQUIRE(tu_resident(small + 100 + off), "page %zu past a small block not populated", off);
-        for (size_t off = 0; off < 40 * KiB + 128 * KiB; off += page)
+        for (size_t off = 0; off < 40 * KiB + ahead; off += page)
             TU_REQUIRE(tu_resident(mid + off), "page %zu of a 40 KiB block or past it not populated", off);
         ck_assert(!tu_resident(large + 4 * MiB));
-        ck_assert(!tu_resident(big + 384 * KiB));
+        ck_assert(!tu_resident(big + ahead + 256 * KiB));
     }
     ck_assert(!tu_resident(large + 7 * MiB));
     memset(large, 1, 8 * MiB);
