@@ -887,10 +887,9 @@ static void start_sleeper(void)
 
 /* The private heap faults in the pages a block up to 64 KiB covers, and
  * FM_POPULATE_AHEAD (512 KiB) past it, in one call, so a run of allocations does not
- * take a page fault every few
- * calls, nor a later split a fault on a page inside a block the program wrote only in
- * part (heap.c, "Populate-ahead"); a larger block's pages stay untouched until the
- * program touches them. */
+ * take a page fault every few calls, nor a later split a fault on a page inside a
+ * block the program wrote only in part (heap.c, "Populate-ahead"); a larger block's
+ * pages stay untouched until the program touches them. */
 static void populate_ahead(int engine, bool threaded)
 {
     if (threaded) { /* the heap's lock is taken then, and the populate made after it */

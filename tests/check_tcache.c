@@ -174,9 +174,9 @@ START_TEST(threaded_refill_populates_each_range_alone)
         ck_assert(tu_resident(h1 + 64 * 1024));
         ck_assert(tu_resident(h2 + 64 * 1024));
         /* h1's range runs FM_POPULATE_AHEAD into pad; the rest of pad is between */
-        const size_t ahead = FM_POPULATE_AHEAD + 128 * 1024;
-        ck_assert_uint_le(ahead + 256 * 1024, 2 * MiB - 256 * 1024);
-        for (size_t k = ahead / pg; k < pages - 256 * 1024 / pg; k++)
+        const size_t from = FM_POPULATE_AHEAD + 128 * 1024;
+        ck_assert_uint_le(from + 256 * 1024, 2 * MiB - 256 * 1024);
+        for (size_t k = from / pg; k < pages - 256 * 1024 / pg; k++)
             TU_REQUIRE(before[k] || !tu_resident(pad + k * pg),
                        "page %zu of the block between the two populated", k);
     }
